@@ -142,7 +142,11 @@ pub(crate) async fn lock_active_service_account(
     }
 }
 
-async fn count_live_keys(conn: &mut AnyConnection, owner: &KeyOwner, now: Timestamp) -> Result<i64, StoreError> {
+async fn count_live_keys(
+    conn: &mut AnyConnection,
+    owner: &KeyOwner,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
     let (column, id) = match owner {
         KeyOwner::ServiceAccount(id) => ("service_account_id", id.as_str()),
         KeyOwner::User(id) => ("user_id", id.as_str()),
@@ -195,13 +199,14 @@ impl Store {
         context: &AuditContext,
     ) -> Result<ApiKeyRecord, StoreError> {
         let mut tx = self.begin_write().await?;
-        let locked: Option<String> =
-            sqlx::query_scalar("update users set updated_at = $1 where id = $2 and team_id = $3 returning id")
-                .bind(context.at.as_millis())
-                .bind(user_id.as_str())
-                .bind(team_id.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let locked: Option<String> = sqlx::query_scalar(
+            "update users set updated_at = $1 where id = $2 and team_id = $3 returning id",
+        )
+        .bind(context.at.as_millis())
+        .bind(user_id.as_str())
+        .bind(team_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
         if locked.is_none() {
             return Err(StoreError::NotFound);
         }

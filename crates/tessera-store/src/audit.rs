@@ -108,12 +108,11 @@ pub(crate) async fn append(
     .bind(GENESIS_HASH.to_vec())
     .execute(&mut *conn)
     .await?;
-    let head = sqlx::query(
-        "update audit_chains set seq = seq + 1 where stream = $1 returning seq, head_hash",
-    )
-    .bind(stream)
-    .fetch_one(&mut *conn)
-    .await?;
+    let head =
+        sqlx::query("update audit_chains set seq = seq + 1 where stream = $1 returning seq, head_hash")
+            .bind(stream)
+            .fetch_one(&mut *conn)
+            .await?;
     let seq: i64 = head.try_get("seq")?;
     let prev_hash = hash_from(head.try_get("head_hash")?)?;
 
@@ -233,9 +232,7 @@ impl Store {
         }
         let before_seq: Option<i64> = match &page.after {
             Some(cursor) => Some(
-                decode_cursor(cursor)
-                    .and_then(|text| text.parse().ok())
-                    .ok_or(StoreError::InvalidCursor)?,
+                decode_cursor(cursor).and_then(|text| text.parse().ok()).ok_or(StoreError::InvalidCursor)?,
             ),
             None => None,
         };

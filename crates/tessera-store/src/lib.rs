@@ -176,11 +176,10 @@ impl Store {
 
     async fn check_secret_fingerprint(&self, fingerprint: &str) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        let stored: Option<String> =
-            sqlx::query_scalar("select value from server_settings where name = $1")
-                .bind("secret_fingerprint")
-                .fetch_optional(&mut *tx)
-                .await?;
+        let stored: Option<String> = sqlx::query_scalar("select value from server_settings where name = $1")
+            .bind("secret_fingerprint")
+            .fetch_optional(&mut *tx)
+            .await?;
         match stored {
             Some(stored) if stored == fingerprint => {}
             Some(_) => return Err(StoreError::SecretMismatch),

@@ -10,16 +10,13 @@ use crate::{Backend, StoreError};
 /// (version, description, SQL) for each backend, in order. Never edit an applied migration:
 /// sqlx records its checksum and refuses to start if it changed.
 const SQLITE: &[(i64, &str, &str)] = &[(1, "core", include_str!("../migrations/sqlite/0001_core.sql"))];
-const POSTGRES: &[(i64, &str, &str)] =
-    &[(1, "core", include_str!("../migrations/postgres/0001_core.sql"))];
+const POSTGRES: &[(i64, &str, &str)] = &[(1, "core", include_str!("../migrations/postgres/0001_core.sql"))];
 
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);
 
 impl<'s> MigrationSource<'s> for Embedded {
-    fn resolve(
-        self,
-    ) -> futures_core_compat::BoxFuture<'s, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
+    fn resolve(self) -> futures_core_compat::BoxFuture<'s, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
         Box::pin(async move {
             Ok(self
                 .0

@@ -28,7 +28,8 @@ pub struct ServiceAccountUpdate {
     pub description: Option<Option<Description>>,
 }
 
-const ACCOUNT_COLUMNS: &str = "id, team_id, name, description, created_by, created_at, updated_at, archived_at";
+const ACCOUNT_COLUMNS: &str =
+    "id, team_id, name, description, created_by, created_at, updated_at, archived_at";
 
 fn account_from_row(row: &sqlx::any::AnyRow) -> Result<ServiceAccount, StoreError> {
     let id: String = row.try_get("id")?;
@@ -289,8 +290,10 @@ impl Store {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
-        let revoked_ids =
-            revoked.iter().map(|raw| parse_column(raw, "api_keys.id")).collect::<Result<Vec<ApiKeyId>, _>>()?;
+        let revoked_ids = revoked
+            .iter()
+            .map(|raw| parse_column(raw, "api_keys.id"))
+            .collect::<Result<Vec<ApiKeyId>, _>>()?;
         let change = AuditChange {
             action: AuditAction::ServiceAccountArchive,
             target_type: "service_account",

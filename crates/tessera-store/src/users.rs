@@ -9,7 +9,9 @@ use tessera_domain::team::Role;
 use crate::api_keys::insert_key_audited;
 use crate::models::{parse_column, ts};
 use crate::teams::lock_team;
-use crate::{KeyOwner, NewApiKey, Page, PageRequest, Store, StoreError, User, audit, decode_cursor, encode_cursor};
+use crate::{
+    KeyOwner, NewApiKey, Page, PageRequest, Store, StoreError, User, audit, decode_cursor, encode_cursor,
+};
 
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -116,7 +118,11 @@ impl Store {
         user_from_row(&row)
     }
 
-    pub async fn find_user_by_email(&self, team_id: &TeamId, email: &Email) -> Result<Option<User>, StoreError> {
+    pub async fn find_user_by_email(
+        &self,
+        team_id: &TeamId,
+        email: &Email,
+    ) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(&format!("select {USER_COLUMNS} from users where team_id = $1 and email = $2"))
             .bind(team_id.as_str())
             .bind(email.as_str())
@@ -144,7 +150,8 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut items = rows.iter().map(user_from_row).collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = trim_page(&mut items, page.limit, |u| keyset(u.created_at.as_millis(), u.id.as_str()));
+        let next_cursor =
+            trim_page(&mut items, page.limit, |u| keyset(u.created_at.as_millis(), u.id.as_str()));
         Ok(Page { items, next_cursor })
     }
 }
@@ -161,7 +168,11 @@ pub(crate) fn decode_keyset(cursor: &str) -> Result<(i64, String), StoreError> {
 }
 
 /// Drops the look-ahead row and returns the cursor for the next page, if there is one.
-pub(crate) fn trim_page<T>(items: &mut Vec<T>, limit: u32, cursor_of: impl Fn(&T) -> String) -> Option<String> {
+pub(crate) fn trim_page<T>(
+    items: &mut Vec<T>,
+    limit: u32,
+    cursor_of: impl Fn(&T) -> String,
+) -> Option<String> {
     if items.len() > limit as usize {
         items.truncate(limit as usize);
         items.last().map(cursor_of)

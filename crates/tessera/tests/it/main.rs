@@ -1,0 +1,10 @@
+//! Tessera's integration tests: one binary, one harness ([`harness::TestApp`]).
+//!
+//! Every test talks to the real HTTP server on a random port, over a real SQLite file or a real
+//! PostgreSQL schema; most run on both backends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+mod api_auth;
