@@ -8,3 +8,4 @@
 mod harness;
 
 mod api_auth;
+mod api_service_accounts;
