@@ -7,5 +7,7 @@
 
 mod harness;
 
+mod api_access;
+mod api_audit;
 mod api_auth;
 mod api_service_accounts;
