@@ -21,11 +21,12 @@ async fn failure_reasons(app: &TestApp) -> Vec<String> {
     // Failed authentications are written in the background; give the writer a moment.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pool = app.raw_pool().await;
-    let rows: Vec<String> =
-        sqlx::query_scalar("select details from audit_events where action = 'auth.failure' order by occurred_at")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let rows: Vec<String> = sqlx::query_scalar(
+        "select details from audit_events where action = 'auth.failure' order by occurred_at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     pool.close().await;
     rows.iter()
         .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap()["reason"].as_str().unwrap().to_owned())

@@ -11,3 +11,5 @@ mod api_access;
 mod api_audit;
 mod api_auth;
 mod api_service_accounts;
+mod api_system;
+mod cli;
