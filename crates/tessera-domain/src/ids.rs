@@ -98,6 +98,16 @@ prefixed_id!(
     AuditEventId, "evt_", "audit event"
 );
 
+/// A random positive integer below 2^53 (safe in JavaScript), used as the `userId` that
+/// Cursor's `/v1/me` reports as a number.
+pub fn generate_user_number() -> i64 {
+    let mut bytes = [0u8; 8];
+    #[expect(clippy::expect_used, reason = "no id can be made without the OS CSPRNG")]
+    getrandom::fill(&mut bytes).expect("the operating system's CSPRNG failed");
+    let value = u64::from_le_bytes(bytes) >> 11;
+    i64::try_from(value).unwrap_or(1).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,14 +134,4 @@ mod tests {
             assert!(ServiceAccountId::parse(raw).is_err(), "{raw:?} parsed");
         }
     }
-}
-
-/// A random positive integer below 2^53 (safe in JavaScript), used as the `userId` that
-/// Cursor's `/v1/me` reports as a number.
-pub fn generate_user_number() -> i64 {
-    let mut bytes = [0u8; 8];
-    #[expect(clippy::expect_used, reason = "no id can be made without the OS CSPRNG")]
-    getrandom::fill(&mut bytes).expect("the operating system's CSPRNG failed");
-    let value = u64::from_le_bytes(bytes) >> 11;
-    i64::try_from(value).unwrap_or(1).max(1)
 }

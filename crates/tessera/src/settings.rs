@@ -222,7 +222,7 @@ impl ClientSettings {
             .clone()
             .or_else(|| std::env::var("CURSOR_API_KEY").ok())
             .filter(|key| !key.trim().is_empty())
-            .ok_or_else(|| crate::exit::CliError::NoApiKey)?;
+            .ok_or(crate::exit::CliError::NoApiKey)?;
         Ok(ClientSettings { base_url, api_key: api_key.trim().to_owned() })
     }
 }

@@ -5,7 +5,7 @@ use serde_json::json;
 use tessera_domain::api_key::ParsedApiKey;
 use tessera_domain::team::{Plan, Role};
 
-use crate::harness::{TestApp, on_both_backends};
+use crate::harness::on_both_backends;
 
 on_both_backends! {
     async fn only_enterprise_teams_have_service_accounts(app: TestApp) {

@@ -4,7 +4,7 @@
 use serde_json::json;
 use tessera_domain::team::Plan;
 
-use crate::harness::{TestApp, captured_logs, on_both_backends};
+use crate::harness::{captured_logs, on_both_backends};
 
 /// (method, path) of every route the server has, as the OpenAPI document must list them.
 const ROUTES: &[(&str, &str)] = &[

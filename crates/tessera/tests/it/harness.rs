@@ -147,7 +147,6 @@ fn install_log_capture() {
 /// One running server over a test database.
 pub struct TestApp {
     pub base_url: String,
-    pub addr: SocketAddr,
     pub store: Store,
     pub state: AppState,
     pub db: Arc<TestDb>,
@@ -175,15 +174,6 @@ impl TestApp {
         Some(TestApp::start(db, &secret, test_config(), Arc::new(SystemClock)).await)
     }
 
-    pub async fn spawn_with(
-        backend: Backend,
-        config: ServerConfig,
-        clock: Arc<dyn Clock>,
-    ) -> Option<TestApp> {
-        let db = Arc::new(TestDb::new(backend).await?);
-        Some(TestApp::start(db, &ServerSecret::generate(), config, clock).await)
-    }
-
     /// A second server over the same database, with its own pool and its own key cache: what
     /// another process of the deployment would be.
     pub async fn spawn_peer(&self) -> TestApp {
@@ -209,7 +199,6 @@ impl TestApp {
         }));
         TestApp {
             base_url: format!("http://{addr}"),
-            addr,
             store,
             state,
             db,
