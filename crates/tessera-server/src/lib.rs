@@ -113,16 +113,7 @@ impl App {
                 last_used.flush(&store).await;
             })
         };
-        let writer = {
-            let store = store.clone();
-            let mut shutdown_rx = shutdown_rx;
-            tokio::spawn(async move {
-                tokio::select! {
-                    _ = auth::failures::run_writer(store.clone(), failure_events) => {}
-                    _ = shutdown_rx.changed() => {}
-                }
-            })
-        };
+        let writer = tokio::spawn(auth::failures::run_writer(store.clone(), failure_events, shutdown_rx));
         let app = App { store, clock, hasher, verifier, metrics, config, last_used, failures };
         (AppState(Arc::new(app)), Background { shutdown, tasks: vec![flusher, writer] })
     }

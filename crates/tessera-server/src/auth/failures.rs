@@ -40,13 +40,39 @@ pub fn failure_event(
     }
 }
 
-/// Drains the channel until every sender is gone, writing in batches.
-pub async fn run_writer(store: Store, mut events: mpsc::Receiver<StandaloneEvent>) {
+/// Writes events in batches until `shutdown` flips, then writes what is still queued.
+pub async fn run_writer(
+    store: Store,
+    mut events: mpsc::Receiver<StandaloneEvent>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while events.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        if let Err(err) = store.append_standalone_events(&batch).await {
-            tracing::error!(error = %err, n_events = batch.len(), "Could not write failed-authentication audit events");
+    loop {
+        tokio::select! {
+            received = events.recv_many(&mut batch, MAX_BATCH) => {
+                if received == 0 {
+                    return;
+                }
+                write(&store, &mut batch).await;
+            }
+            _ = shutdown.changed() => break,
         }
-        batch.clear();
     }
+    while let Ok(event) = events.try_recv() {
+        batch.push(event);
+        if batch.len() == MAX_BATCH {
+            write(&store, &mut batch).await;
+        }
+    }
+    write(&store, &mut batch).await;
+}
+
+async fn write(store: &Store, batch: &mut Vec<StandaloneEvent>) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(err) = store.append_standalone_events(batch).await {
+        tracing::error!(error = %err, n_events = batch.len(), "Could not write failed-authentication audit events");
+    }
+    batch.clear();
 }

@@ -53,3 +53,44 @@ impl LastUsedBuffer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicI64;
+
+    use tessera_domain::ids::{ServiceAccountId, TeamId};
+    use tessera_domain::principal::Principal;
+
+    use super::*;
+
+    fn key() -> VerifiedKey {
+        VerifiedKey {
+            principal: Principal::ServiceAccount {
+                team_id: TeamId::generate(),
+                service_account_id: ServiceAccountId::generate(),
+                key_id: ApiKeyId::generate(),
+            },
+            key_name: "k".into(),
+            key_created_at: Timestamp::from_millis(0),
+            expires_at: None,
+            user: None,
+            last_noted_ms: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    #[test]
+    fn many_uses_within_a_second_queue_one_write() {
+        let buffer = LastUsedBuffer::default();
+        let key = key();
+        for offset in 0..500 {
+            buffer.note(&key, Timestamp::from_millis(10_000 + offset));
+        }
+        let batch = buffer.take();
+        assert_eq!(batch, vec![(key.principal.key_id().clone(), Timestamp::from_millis(10_000))]);
+        // A second later the key is noted again, with the newer time.
+        buffer.note(&key, Timestamp::from_millis(11_000));
+        buffer.note(&key, Timestamp::from_millis(11_500));
+        assert_eq!(buffer.take(), vec![(key.principal.key_id().clone(), Timestamp::from_millis(11_000))]);
+        assert!(buffer.take().is_empty());
+    }
+}

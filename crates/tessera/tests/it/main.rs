@@ -13,3 +13,4 @@ mod api_auth;
 mod api_service_accounts;
 mod api_system;
 mod cli;
+mod store;
