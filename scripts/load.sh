@@ -89,7 +89,7 @@ run_backend() {
   read -r auth_rps auth_p99 < <(measure "http://127.0.0.1:$port/v0/me" -H "Authorization: Bearer $sa_key")
 
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
-  if [ -n "$schema" ]; then psql "$pg_admin_url" -qc "drop schema $schema cascade" >/dev/null; fi
+  if [ -n "$schema" ]; then psql "$pg_admin_url" -qc "drop schema $schema cascade" >/dev/null 2>&1; fi
 
   python3 - "$backend" "$trivial_rps" "$trivial_p99" "$auth_rps" "$auth_p99" "$connections" "$duration" <<'PY'
 import sys
