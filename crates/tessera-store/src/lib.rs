@@ -98,10 +98,44 @@ impl StoreError {
 }
 
 /// How to open the database.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreOptions {
     pub url: String,
     pub max_connections: u32,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("url", &redact_password(&self.url))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:[REDACTED]@host/db`, for logs and `Debug`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((credentials, host)) = rest.split_once('@') else { return url.to_owned() };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:[REDACTED]@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact_password("postgres://u:p4ss@h:5432/db"),
+            "postgres://u:[REDACTED]@h:5432/db"
+        );
+        assert_eq!(super::redact_password("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact_password("sqlite://data/t.db"), "sqlite://data/t.db");
+        let options = super::StoreOptions { url: "postgres://u:p4ss@h/db".into(), max_connections: 1 };
+        assert!(!format!("{options:?}").contains("p4ss"));
+    }
 }
 
 /// The storage handle. Cheap to clone (the pool is shared).

@@ -160,7 +160,24 @@ pub struct ClientArgs {
     pub url: Option<String>,
     /// The API key; prefer the TESSERA_API_KEY (or CURSOR_API_KEY) variable, since flags show up in `ps`.
     #[arg(long, env = "TESSERA_API_KEY", hide_env_values = true, value_name = "KEY")]
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretArg>,
+}
+
+/// A secret from the command line or environment; `Debug` never prints it.
+#[derive(Clone)]
+pub struct SecretArg(pub String);
+
+impl std::str::FromStr for SecretArg {
+    type Err = std::convert::Infallible;
+    fn from_str(raw: &str) -> Result<SecretArg, Self::Err> {
+        Ok(SecretArg(raw.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for SecretArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
 }
 
 #[derive(Debug, Subcommand)]

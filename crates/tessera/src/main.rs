@@ -62,4 +62,14 @@ mod tests {
     fn cli_definition_is_consistent() {
         super::cli::Cli::command().debug_assert();
     }
+
+    #[test]
+    fn debug_output_never_shows_the_api_key() {
+        use clap::Parser;
+        let key = "tessera_sa_0123456789abcdefghijABCDEFGHIJ0123456789abcdef";
+        let cli = super::cli::Cli::parse_from(["tessera", "whoami", "--api-key", key]);
+        let printed = format!("{cli:?}");
+        assert!(!printed.contains(key), "{printed}");
+        assert!(printed.contains("REDACTED"));
+    }
 }

@@ -13,8 +13,9 @@ use tessera_store::StoreOptions;
 
 use crate::cli::{ClientArgs, DatabaseArgs, ServeArgs};
 
-/// The optional `--config` file. Keys match the long flags, with `_` for `-`.
-#[derive(Debug, Default, Deserialize)]
+/// The optional `--config` file. Keys match the long flags, with `_` for `-`. Not `Debug`: the
+/// database URL may hold a password.
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSettings {
     pub listen: Option<String>,
@@ -47,12 +48,22 @@ pub enum LogFormat {
 }
 
 /// Where the database is, and the secret that goes with it.
-#[derive(Debug)]
 pub struct DatabaseSettings {
     pub data_dir: PathBuf,
     pub url: String,
     pub secret_file: PathBuf,
     pub max_connections: u32,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("data_dir", &self.data_dir)
+            .field("url", &tessera_store::redact_password(&self.url))
+            .field("secret_file", &self.secret_file)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 impl DatabaseSettings {
@@ -202,10 +213,18 @@ pub fn key_cache_ttl(file: &FileSettings) -> anyhow::Result<Duration> {
 }
 
 /// Base URL and key for client commands.
-#[derive(Debug)]
 pub struct ClientSettings {
     pub base_url: String,
     pub api_key: String,
+}
+
+impl std::fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientSettings")
+            .field("base_url", &self.base_url)
+            .field("api_key", &"[REDACTED]")
+            .finish()
+    }
 }
 
 impl ClientSettings {
@@ -220,6 +239,7 @@ impl ClientSettings {
         let api_key = args
             .api_key
             .clone()
+            .map(|secret| secret.0)
             .or_else(|| std::env::var("CURSOR_API_KEY").ok())
             .filter(|key| !key.trim().is_empty())
             .ok_or(crate::exit::CliError::NoApiKey)?;
