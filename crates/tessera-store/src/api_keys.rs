@@ -27,11 +27,7 @@ pub(crate) fn key_from_row(row: &sqlx::any::AnyRow) -> Result<ApiKeyRecord, Stor
     let service_account_id: Option<String> = row.try_get("service_account_id")?;
     let user_id: Option<String> = row.try_get("user_id")?;
     let replaced_by: Option<String> = row.try_get("replaced_by")?;
-    let owner = match (service_account_id, user_id) {
-        (Some(sa), None) => KeyOwner::ServiceAccount(parse_column(&sa, "api_keys.service_account_id")?),
-        (None, Some(user)) => KeyOwner::User(parse_column(&user, "api_keys.user_id")?),
-        _ => return Err(StoreError::Corrupt(format!("api key {id} has no single owner"))),
-    };
+    let owner = owner_from(service_account_id, user_id, &id)?;
     Ok(ApiKeyRecord {
         id: parse_column(&id, "api_keys.id")?,
         team_id: parse_column(&team_id, "api_keys.team_id")?,
@@ -45,6 +41,19 @@ pub(crate) fn key_from_row(row: &sqlx::any::AnyRow) -> Result<ApiKeyRecord, Stor
         last_used_at: opt_ts(row.try_get("last_used_at")?),
         replaced_by: replaced_by.map(|id| parse_column(&id, "api_keys.replaced_by")).transpose()?,
     })
+}
+
+/// The owner from the two owner columns; the schema's check constraint makes exactly one set.
+fn owner_from(
+    service_account_id: Option<String>,
+    user_id: Option<String>,
+    key_id: &str,
+) -> Result<KeyOwner, StoreError> {
+    match (service_account_id, user_id) {
+        (Some(sa), None) => Ok(KeyOwner::ServiceAccount(parse_column(&sa, "api_keys.service_account_id")?)),
+        (None, Some(user)) => Ok(KeyOwner::User(parse_column(&user, "api_keys.user_id")?)),
+        _ => Err(StoreError::Corrupt(format!("api key {key_id} has no single owner"))),
+    }
 }
 
 fn owner_columns(owner: &KeyOwner) -> (Option<&str>, Option<&str>) {
@@ -382,11 +391,7 @@ impl Store {
         let plan: String = row.try_get("plan")?;
         let service_account_id: Option<String> = row.try_get("service_account_id")?;
         let user_id: Option<String> = row.try_get("user_id")?;
-        let owner = match (service_account_id, user_id) {
-            (Some(sa), None) => KeyOwner::ServiceAccount(parse_column(&sa, "api_keys.service_account_id")?),
-            (None, Some(user)) => KeyOwner::User(parse_column(&user, "api_keys.user_id")?),
-            _ => return Err(StoreError::Corrupt(format!("api key {key_id} has no single owner"))),
-        };
+        let owner = owner_from(service_account_id, user_id, &key_id)?;
         let user = match row.try_get::<Option<String>, _>("role")? {
             Some(role) => Some(KeyUser {
                 role: parse_column(&role, "users.role")?,
