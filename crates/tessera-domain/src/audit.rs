@@ -49,6 +49,9 @@ actions! {
     ApiKeyRotate => "api_key.rotate",
     ApiKeyRevoke => "api_key.revoke",
     AuthFailure => "auth.failure",
+    IntegrationCreate => "integration.create",
+    IntegrationUpdate => "integration.update",
+    IntegrationDelete => "integration.delete",
 }
 
 /// Who acted, from where, in which request, and when: everything about an audited change that

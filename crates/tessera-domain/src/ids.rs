@@ -97,6 +97,10 @@ prefixed_id!(
     /// One audit event.
     AuditEventId, "evt_", "audit event"
 );
+prefixed_id!(
+    /// A repository integration: a set of repositories a team (or one user) has authorized.
+    IntegrationId, "int_", "integration"
+);
 
 /// A random positive integer below 2^53 (safe in JavaScript), used as the `userId` that
 /// Cursor's `/v1/me` reports as a number.

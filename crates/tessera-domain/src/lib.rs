@@ -7,6 +7,7 @@
 //! - [`ids`]: prefixed identifiers (`sa_…`, `key_…`, `user_…`, `team_…`).
 //! - [`api_key`]: the key format (prefix, random body, CRC32 checksum), masking and digests.
 //! - [`names`]: validated names, descriptions and e-mail addresses.
+//! - [`integration`]: repository integrations: scopes, providers, repository URLs.
 //! - [`team`]: plans and roles.
 //! - [`principal`]: who is acting on a request.
 //! - [`audit`]: audit actions and the hash chain over audit events.
@@ -16,6 +17,7 @@
 pub mod api_key;
 pub mod audit;
 pub mod ids;
+pub mod integration;
 pub mod names;
 pub mod principal;
 pub mod secret;

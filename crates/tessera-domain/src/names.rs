@@ -75,6 +75,10 @@ text_type!(
     ApiKeyName, "key name", 100
 );
 text_type!(
+    /// A repository integration's name.
+    IntegrationName, "name", 100
+);
+text_type!(
     /// A human's display name.
     PersonName, "name", 200
 );

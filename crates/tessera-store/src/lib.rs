@@ -12,6 +12,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod integrations;
 mod migrations;
 pub mod models;
 pub mod service_accounts;

@@ -9,8 +9,14 @@ use crate::{Backend, StoreError};
 
 /// (version, description, SQL) for each backend, in order. Never edit an applied migration:
 /// sqlx records its checksum and refuses to start if it changed.
-const SQLITE: &[(i64, &str, &str)] = &[(1, "core", include_str!("../migrations/sqlite/0001_core.sql"))];
-const POSTGRES: &[(i64, &str, &str)] = &[(1, "core", include_str!("../migrations/postgres/0001_core.sql"))];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (1, "core", include_str!("../migrations/sqlite/0001_core.sql")),
+    (2, "integrations", include_str!("../migrations/sqlite/0002_integrations.sql")),
+];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (1, "core", include_str!("../migrations/postgres/0001_core.sql")),
+    (2, "integrations", include_str!("../migrations/postgres/0002_integrations.sql")),
+];
 
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);

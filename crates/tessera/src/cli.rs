@@ -40,6 +40,37 @@ pub enum Command {
     /// Read and verify the team's audit log (needs an admin's key).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Authorize repositories for agent runs (team-level needs an admin's key).
+    #[command(subcommand)]
+    Integrations(IntegrationsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntegrationsCommand {
+    /// Authorize plain-git repositories, by URL (and where workers clone them from).
+    AddGit {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// team (service accounts may use it; admins only) or personal (yours alone).
+        #[arg(long)]
+        scope: String,
+        #[arg(long)]
+        name: String,
+        /// URL[=CLONE_URL], e.g. https://github.com/acme/widgets=file:///srv/git/widgets.git
+        #[arg(long = "repo", value_name = "URL[=CLONE_URL]", required = true)]
+        repos: Vec<String>,
+    },
+    /// List the team's integrations and your personal ones.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove an integration.
+    Remove {
+        #[command(flatten)]
+        client: ClientArgs,
+        id: String,
+    },
 }
 
 /// Where the database and the server secret are.

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::cli::{AuditCommand, ClientArgs, KeysCommand, ServiceAccountsCommand};
+use crate::cli::{AuditCommand, ClientArgs, IntegrationsCommand, KeysCommand, ServiceAccountsCommand};
 use crate::client::ApiClient;
 use crate::exit::CliError;
 use crate::output::{Output, table};
@@ -280,6 +280,66 @@ pub async fn audit(command: &AuditCommand, file: &FileSettings, out: &Output) ->
             if report["valid"].as_bool() != Some(true) {
                 return Err(CliError::AuditChainBroken.into());
             }
+        }
+    }
+    Ok(())
+}
+
+pub async fn integrations(
+    command: &IntegrationsCommand,
+    file: &FileSettings,
+    out: &Output,
+) -> anyhow::Result<()> {
+    match command {
+        IntegrationsCommand::AddGit { client: args, scope, name, repos } => {
+            let repositories: Vec<Value> = repos
+                .iter()
+                .map(|spec| match spec.split_once('=') {
+                    Some((url, clone_url)) => json!({ "url": url, "cloneUrl": clone_url }),
+                    None => json!({ "url": spec }),
+                })
+                .collect();
+            let api = client(args, file)?;
+            let body =
+                json!({ "provider": "git", "scope": scope, "name": name, "repositories": repositories });
+            let response = api.post("/v1/integrations", Some(body)).await?;
+            out.print(&response, || {
+                let integration = &response["integration"];
+                format!(
+                    "Created {} integration {:?} ({}) with {} repositories.\n",
+                    text(&integration["scope"]),
+                    text(&integration["name"]),
+                    text(&integration["id"]),
+                    integration["repositories"].as_array().map_or(0, Vec::len)
+                )
+            });
+        }
+        IntegrationsCommand::List { client: args } => {
+            let api = client(args, file)?;
+            let response = api.get("/v1/integrations", &[]).await?;
+            out.print(&response, || {
+                let mut rows = Vec::new();
+                for integration in response["integrations"].as_array().cloned().unwrap_or_default() {
+                    for repository in integration["repositories"].as_array().cloned().unwrap_or_default() {
+                        rows.push(vec![
+                            text(&integration["id"]),
+                            text(&integration["scope"]),
+                            text(&integration["name"]),
+                            text(&repository["url"]),
+                            text(&repository["cloneUrl"]),
+                        ]);
+                    }
+                }
+                if rows.is_empty() {
+                    return "No integrations.\n".to_owned();
+                }
+                table(&["ID", "SCOPE", "NAME", "REPOSITORY", "CLONE URL"], &rows)
+            });
+        }
+        IntegrationsCommand::Remove { client: args, id } => {
+            let api = client(args, file)?;
+            let response = api.delete(&format!("/v1/integrations/{}", segment(id)?)).await?;
+            out.print(&response, || format!("Removed integration {}.\n", text(&response["id"])));
         }
     }
     Ok(())

@@ -51,6 +51,7 @@ async fn run(cli: Cli, out: Output) -> anyhow::Result<()> {
         Command::ServiceAccounts(command) => commands::service_accounts(command, &file, &out).await,
         Command::Whoami(args) => commands::whoami(args, &file, &out).await,
         Command::Audit(command) => commands::audit(command, &file, &out).await,
+        Command::Integrations(command) => commands::integrations(command, &file, &out).await,
     }
 }
 

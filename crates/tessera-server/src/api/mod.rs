@@ -2,6 +2,7 @@
 //! is generated from the same list that serves requests and cannot miss a route.
 
 pub mod audit;
+pub mod integrations;
 pub mod keys;
 pub mod me;
 pub mod service_accounts;
@@ -69,6 +70,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::revoke_my_key))
         .routes(routes!(audit::list_audit_events))
         .routes(routes!(audit::verify_audit_chain))
+        .routes(routes!(integrations::create_integration, integrations::list_integrations))
+        .routes(routes!(
+            integrations::get_integration,
+            integrations::update_integration,
+            integrations::delete_integration
+        ))
+        .routes(routes!(integrations::repositories_v0))
+        .routes(routes!(integrations::repositories_v1))
 }
 
 /// The OpenAPI 3.1 document, as served at `/openapi.json`.

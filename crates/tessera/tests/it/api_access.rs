@@ -7,41 +7,68 @@ use tessera_domain::team::{Plan, Role};
 
 use crate::harness::{Caller, on_both_backends};
 
-/// Every authenticated route, with ids filled in.
-fn routes(sa: &str, key: &str, own_key: &str) -> Vec<(Method, String, Option<Value>)> {
+/// Every authenticated route, with ids filled in, and whether it is for owners and admins only.
+fn routes(
+    sa: &str,
+    key: &str,
+    own_key: &str,
+    integration: &str,
+) -> Vec<(Method, String, Option<Value>, bool)> {
+    let team_repos = json!({
+        "provider": "git", "scope": "team", "name": "Repos",
+        "repositories": [{ "url": format!("https://git.acme.test/acme/{}", crate::harness::uuid_simple()) }],
+    });
     vec![
-        (Method::GET, "/v0/me".into(), None),
-        (Method::GET, "/v1/me".into(), None),
-        (Method::GET, "/v1/team".into(), None),
-        (Method::GET, "/v1/users".into(), None),
-        (Method::GET, "/v1/service-accounts".into(), None),
+        (Method::GET, "/v0/me".into(), None, false),
+        (Method::GET, "/v1/me".into(), None, false),
+        (Method::GET, "/v1/team".into(), None, false),
+        (Method::GET, "/v1/users".into(), None, true),
+        (Method::GET, "/v1/service-accounts".into(), None, true),
         (
             Method::POST,
             "/v1/service-accounts".into(),
             Some(json!({ "name": format!("n-{}", crate::harness::uuid_simple()) })),
+            true,
         ),
-        (Method::GET, format!("/v1/service-accounts/{sa}"), None),
-        (Method::PATCH, format!("/v1/service-accounts/{sa}"), Some(json!({ "description": "changed" }))),
-        (Method::POST, format!("/v1/service-accounts/{sa}/api-keys"), None),
+        (Method::GET, format!("/v1/service-accounts/{sa}"), None, true),
+        (
+            Method::PATCH,
+            format!("/v1/service-accounts/{sa}"),
+            Some(json!({ "description": "changed" })),
+            true,
+        ),
+        (Method::POST, format!("/v1/service-accounts/{sa}/api-keys"), None, true),
         (
             Method::POST,
             format!("/v1/service-accounts/{sa}/api-keys/{key}/rotate"),
             Some(json!({ "gracePeriodSeconds": 60 })),
+            true,
         ),
-        (Method::DELETE, format!("/v1/service-accounts/{sa}/api-keys/{key}"), None),
-        (Method::POST, format!("/v1/service-accounts/{sa}/archive"), None),
-        (Method::GET, "/v1/me/api-keys".into(), None),
-        (Method::POST, "/v1/me/api-keys".into(), None),
-        (Method::DELETE, format!("/v1/me/api-keys/{own_key}"), None),
-        (Method::GET, "/v1/audit-events".into(), None),
-        (Method::GET, "/v1/audit-events/verify".into(), None),
+        (Method::DELETE, format!("/v1/service-accounts/{sa}/api-keys/{key}"), None, true),
+        (Method::POST, format!("/v1/service-accounts/{sa}/archive"), None, true),
+        (Method::GET, "/v1/me/api-keys".into(), None, false),
+        (Method::POST, "/v1/me/api-keys".into(), None, false),
+        (Method::DELETE, format!("/v1/me/api-keys/{own_key}"), None, false),
+        (Method::GET, "/v1/audit-events".into(), None, true),
+        (Method::GET, "/v1/audit-events/verify".into(), None, true),
+        (Method::GET, "/v1/integrations".into(), None, false),
+        (Method::POST, "/v1/integrations".into(), Some(team_repos), true),
+        (Method::GET, format!("/v1/integrations/{integration}"), None, false),
+        (Method::PATCH, format!("/v1/integrations/{integration}"), Some(json!({ "name": "Renamed" })), true),
+        (Method::GET, "/v0/repositories".into(), None, false),
+        (Method::GET, "/v1/repositories".into(), None, false),
+        (Method::DELETE, format!("/v1/integrations/{integration}"), None, true),
     ]
 }
 
-const MANAGEMENT: &[&str] = &["/v1/users", "/v1/service-accounts", "/v1/audit-events"];
-
-fn is_management(path: &str) -> bool {
-    MANAGEMENT.iter().any(|prefix| path.starts_with(prefix))
+async fn team_integration(caller: &Caller) -> String {
+    let body = json!({
+        "provider": "git", "scope": "team", "name": "Acme",
+        "repositories": [{ "url": format!("https://git.acme.test/acme/{}", crate::harness::uuid_simple()) }],
+    });
+    let created = caller.post("/v1/integrations", body).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    created.body["integration"]["id"].as_str().unwrap().to_owned()
 }
 
 fn without_last_used(mut account: Value) -> Value {
@@ -61,6 +88,7 @@ on_both_backends! {
         let a = app.team("Team A", Plan::Enterprise, None).await;
         let (a_sa, a_key_id, a_sa_key) = app.service_account(&a.owner_key, "A Bot").await;
         let a_owner_key_id = own_key_id(&app.as_key(&a.owner_key)).await;
+        let a_integration = team_integration(&app.as_key(&a.owner_key)).await;
         let b = app.team("Team B", Plan::Enterprise, None).await;
         let (b_sa, b_key_id, b_sa_key) = app.service_account(&b.owner_key, "B Bot").await;
         let (_, b_admin_key) = app.user(&b, "admin@b.test", Role::Admin).await;
@@ -69,8 +97,9 @@ on_both_backends! {
         for b_key in [&b.owner_key, &b_admin_key] {
             let b_caller = app.as_key(b_key);
             // Every route that names one of A's objects answers 404, never 403.
-            for (method, path, body) in routes(&a_sa, &a_key_id, &a_owner_key_id) {
-                if !path.contains(a_sa.as_str()) && !path.contains(a_owner_key_id.as_str()) {
+            for (method, path, body, _) in routes(&a_sa, &a_key_id, &a_owner_key_id, &a_integration) {
+                let names_a = [&a_sa, &a_owner_key_id, &a_integration].iter().any(|id| path.contains(id.as_str()));
+                if !names_a {
                     continue;
                 }
                 let reply = b_caller.send(method.clone(), &path, body).await;
@@ -89,13 +118,16 @@ on_both_backends! {
                 "/v1/users".to_owned(),
                 "/v1/team".to_owned(),
                 "/v1/me/api-keys".to_owned(),
+                "/v1/integrations".to_owned(),
+                "/v1/repositories".to_owned(),
+                "/v0/repositories".to_owned(),
                 "/v1/audit-events?limit=100".to_owned(),
                 format!("/v1/audit-events?targetId={a_sa}"),
                 format!("/v1/audit-events?actor={}", a.owner_id),
             ] {
                 let reply = b_caller.get(&path).await;
                 assert_eq!(reply.status, 200, "{path}");
-                for secret_of_a in [a_sa.as_str(), a.id.as_str(), a.owner_id.as_str(), a_key_id.as_str()] {
+                for secret_of_a in [a_sa.as_str(), a.id.as_str(), a.owner_id.as_str(), a_key_id.as_str(), a_integration.as_str()] {
                     assert!(!reply.text.contains(secret_of_a), "{path} leaks {secret_of_a}: {}", reply.text);
                 }
             }
@@ -120,13 +152,14 @@ on_both_backends! {
         // The member revokes a spare key of its own, not the one it is calling with.
         let spare = app.as_key(&member_key).post("/v1/me/api-keys", json!({ "name": "spare" })).await;
         let member_own_key = spare.body["apiKey"]["id"].as_str().unwrap().to_owned();
+        let integration = team_integration(&app.as_key(&team.owner_key)).await;
 
         for (who, key) in [("member", &member_key), ("service account", &sa_key)] {
             let caller = app.as_key(key);
-            for (method, path, body) in routes(&sa, &key_id, &member_own_key) {
+            for (method, path, body, admin_only) in routes(&sa, &key_id, &member_own_key, &integration) {
                 let reply = caller.send(method.clone(), &path, body).await;
                 let own_keys_of_a_service_account = path.starts_with("/v1/me/api-keys") && who == "service account";
-                if is_management(&path) || own_keys_of_a_service_account {
+                if admin_only || own_keys_of_a_service_account {
                     assert_eq!((reply.status, reply.code()), (403, "role_forbidden"), "{who} {method} {path}");
                 } else {
                     assert!(reply.status < 400, "{who} {method} {path}: {}", reply.text);
@@ -149,7 +182,8 @@ on_both_backends! {
             let spare = app.as_key(&team.owner_key).post("/v1/me/api-keys", json!({})).await;
             let spare_id = spare.body["apiKey"]["id"].as_str().unwrap().to_owned();
             let caller = if scheme == "bearer" { app.as_key(&team.owner_key) } else { app.as_basic(&team.owner_key) };
-            for (method, path, body) in routes(&sa, &key_id, &spare_id) {
+            let integration = team_integration(&caller).await;
+            for (method, path, body, _) in routes(&sa, &key_id, &spare_id, &integration) {
                 let anonymous = app.anonymous().send(method.clone(), &path, body.clone()).await;
                 assert_eq!(anonymous.status, 401, "{method} {path} without a key");
                 let reply = caller.send(method.clone(), &path, body).await;

@@ -29,6 +29,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/me/api-keys/{keyId}"),
     ("get", "/v1/audit-events"),
     ("get", "/v1/audit-events/verify"),
+    ("post", "/v1/integrations"),
+    ("get", "/v1/integrations"),
+    ("get", "/v1/integrations/{id}"),
+    ("patch", "/v1/integrations/{id}"),
+    ("delete", "/v1/integrations/{id}"),
+    ("get", "/v0/repositories"),
+    ("get", "/v1/repositories"),
 ];
 
 on_both_backends! {

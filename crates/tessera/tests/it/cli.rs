@@ -129,6 +129,9 @@ fn every_command_has_help() {
         vec!["whoami", "--help"],
         vec!["audit", "list", "--help"],
         vec!["audit", "verify", "--help"],
+        vec!["integrations", "add-git", "--help"],
+        vec!["integrations", "list", "--help"],
+        vec!["integrations", "remove", "--help"],
     ] {
         let output = tessera(&args, &[]);
         assert_eq!(code(&output), 0, "{args:?}");
@@ -218,6 +221,47 @@ fn walkthrough_and_exit_codes() {
     let error: Value = serde_json::from_slice(&failed.stderr).expect("--json errors are JSON on stderr");
     assert_eq!(error["error"]["exitCode"], 6);
     assert!(failed.stdout.is_empty(), "nothing on stdout when failing");
+
+    // Integrations: authorize repositories, see them as the service account, remove them.
+    let added = json_of(&tessera(
+        &[
+            "integrations",
+            "add-git",
+            "--scope",
+            "team",
+            "--name",
+            "Acme",
+            "--repo",
+            "https://github.com/acme/widgets=file:///srv/git/widgets.git",
+            "--repo",
+            "https://github.com/acme/gadgets",
+            "--json",
+        ],
+        &as_owner,
+    ));
+    let integration_id = added["integration"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(added["integration"]["repositories"][0]["cloneUrl"], "file:///srv/git/widgets.git");
+    let listed = json_of(&tessera(&["integrations", "list", "--json"], &as_sa));
+    assert_eq!(listed["integrations"][0]["id"], integration_id.as_str());
+    assert_eq!(
+        code(&tessera(
+            &["integrations", "add-git", "--scope", "team", "--name", "x", "--repo", "https://h/o/r"],
+            &as_sa
+        )),
+        4
+    );
+    assert_eq!(
+        code(&tessera(
+            &["integrations", "add-git", "--scope", "team", "--name", "x", "--repo", "not-a-url"],
+            &as_owner
+        )),
+        7
+    );
+    assert_eq!(code(&tessera(&["integrations", "remove", &integration_id], &as_owner)), 0);
+    assert_eq!(
+        json_of(&tessera(&["integrations", "list", "--json"], &as_owner))["integrations"],
+        serde_json::json!([])
+    );
 
     let archived = json_of(&tessera(&["service-accounts", "archive", &sa_id, "--json"], &as_owner));
     assert_eq!(archived["serviceAccount"]["status"], "archived");

@@ -10,6 +10,7 @@ mod harness;
 mod api_access;
 mod api_audit;
 mod api_auth;
+mod api_integrations;
 mod api_service_accounts;
 mod api_system;
 mod cli;
