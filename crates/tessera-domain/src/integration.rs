@@ -199,9 +199,9 @@ mod tests {
                 "{raw}"
             );
         }
-        let url = RepositoryUrl::parse("https://git.acme.test/platform/tools/widgets").unwrap();
+        let url = RepositoryUrl::parse("https://git.acme.test/platform/tools/widgets").expect("valid");
         assert_eq!(url.owner_and_name(), ("tools", "widgets"));
-        let local = RepositoryUrl::parse("file:///srv/git/widgets.git").unwrap();
+        let local = RepositoryUrl::parse("file:///srv/git/widgets.git").expect("valid");
         assert_eq!(local.as_str(), "file:///srv/git/widgets");
     }
 
