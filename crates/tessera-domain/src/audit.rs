@@ -48,6 +48,7 @@ actions! {
     ApiKeyCreate => "api_key.create",
     ApiKeyRotate => "api_key.rotate",
     ApiKeyRevoke => "api_key.revoke",
+    ApiKeyUpdate => "api_key.update",
     AuthFailure => "auth.failure",
     IntegrationCreate => "integration.create",
     IntegrationUpdate => "integration.update",

@@ -17,6 +17,8 @@ pub struct ServerConfig {
     pub metrics_allow_remote: bool,
     /// Take the client IP from `X-Forwarded-For` (only behind a proxy you run).
     pub trust_forwarded_for: bool,
+    /// Requests per minute per key, unless the key has its own limit.
+    pub rate_limit_per_minute: u64,
 }
 
 impl Default for ServerConfig {
@@ -28,6 +30,7 @@ impl Default for ServerConfig {
             last_used_flush_interval: Duration::from_secs(15),
             metrics_allow_remote: false,
             trust_forwarded_for: false,
+            rate_limit_per_minute: 1200,
         }
     }
 }

@@ -51,6 +51,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("The database is not reachable")]
     NotReady,
+    #[error("Rate limit exceeded for this API key; retry after {retry_after_seconds} s")]
+    RateLimited { retry_after_seconds: u64 },
     #[error("An unexpected error occurred")]
     Internal(String),
 }
@@ -76,6 +78,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,6 +105,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::NotReady => "not_ready",
+            ApiError::RateLimited { .. } => "rate_limit_exceeded",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -132,6 +136,7 @@ pub const ERROR_CODES: &[&str] = &[
     "unsupported_media_type",
     "method_not_allowed",
     "not_ready",
+    "rate_limit_exceeded",
     "internal_error",
 ];
 
@@ -166,6 +171,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Internal(cause) => {
                 response.extensions_mut().insert(InternalCause(cause));
+            }
+            ApiError::RateLimited { retry_after_seconds } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
             }
             _ => {}
         }

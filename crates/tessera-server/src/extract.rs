@@ -26,6 +26,8 @@ pub struct RequestContext {
     pub client_ip: Option<IpAddr>,
     /// `user_…` or `sa_…` once the caller is authenticated, for the request log.
     pub principal_id: OnceLock<String>,
+    /// The caller's rate-limit standing, for the `X-RateLimit-*` response headers.
+    pub rate_limit: OnceLock<crate::ratelimit::RateDecision>,
 }
 
 fn request_context(parts: &Parts) -> Option<Arc<RequestContext>> {
@@ -88,8 +90,17 @@ impl FromRequestParts<AppState> for Authenticated {
         };
         match app.verifier.verify(&key_text, now).await {
             Ok(key) => {
+                let decision = app.rate_limiter.check(
+                    key.principal.key_id(),
+                    key.rate_limit_per_minute,
+                    std::time::Instant::now(),
+                );
                 if let Some(context) = &context {
                     let _ = context.principal_id.set(key.principal.id_str().to_owned());
+                    let _ = context.rate_limit.set(decision);
+                }
+                if !decision.allowed {
+                    return Err(ApiError::RateLimited { retry_after_seconds: decision.retry_after_seconds });
                 }
                 Ok(Authenticated { key, now, context })
             }

@@ -17,6 +17,7 @@ pub mod extract;
 pub mod keys;
 pub mod metrics;
 pub mod middleware;
+pub mod ratelimit;
 
 use std::net::SocketAddr;
 use std::ops::Deref;
@@ -44,6 +45,7 @@ pub struct App {
     pub verifier: Verifier,
     pub metrics: Arc<Metrics>,
     pub config: ServerConfig,
+    pub rate_limiter: ratelimit::RateLimiter,
     last_used: Arc<LastUsedBuffer>,
     failures: mpsc::Sender<StandaloneEvent>,
 }
@@ -114,7 +116,8 @@ impl App {
             })
         };
         let writer = tokio::spawn(auth::failures::run_writer(store.clone(), failure_events, shutdown_rx));
-        let app = App { store, clock, hasher, verifier, metrics, config, last_used, failures };
+        let rate_limiter = ratelimit::RateLimiter::new(config.rate_limit_per_minute);
+        let app = App { store, clock, hasher, verifier, metrics, config, rate_limiter, last_used, failures };
         (AppState(Arc::new(app)), Background { shutdown, tasks: vec![flusher, writer] })
     }
 

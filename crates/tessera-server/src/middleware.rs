@@ -51,8 +51,12 @@ pub async fn observe(State(app): State<AppState>, mut req: Request, next: Next) 
     } else {
         peer_ip(&req)
     };
-    let context =
-        Arc::new(RequestContext { request_id: id.clone(), client_ip, principal_id: OnceLock::new() });
+    let context = Arc::new(RequestContext {
+        request_id: id.clone(),
+        client_ip,
+        principal_id: OnceLock::new(),
+        rate_limit: OnceLock::new(),
+    });
     req.extensions_mut().insert(context.clone());
     let method = req.method().as_str().to_owned();
     let route = req
@@ -66,6 +70,12 @@ pub async fn observe(State(app): State<AppState>, mut req: Request, next: Next) 
     let latency = started.elapsed();
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    if let Some(decision) = context.rate_limit.get() {
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit_per_minute));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
+        headers.insert("x-ratelimit-reset", HeaderValue::from(decision.reset_seconds));
     }
     app.metrics
         .requests

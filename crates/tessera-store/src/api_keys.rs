@@ -19,7 +19,7 @@ use crate::{ApiKeyRecord, KeyLookup, KeyOwner, KeyUser, NewApiKey, Store, StoreE
 pub const MAX_LIVE_KEYS: i64 = 10;
 
 pub(crate) const KEY_COLUMNS: &str = "id, team_id, service_account_id, user_id, name, masked, created_by, \
-     created_at, expires_at, revoked_at, last_used_at, replaced_by";
+     created_at, expires_at, revoked_at, last_used_at, replaced_by, rate_limit_per_minute";
 
 pub(crate) fn key_from_row(row: &sqlx::any::AnyRow) -> Result<ApiKeyRecord, StoreError> {
     let id: String = row.try_get("id")?;
@@ -40,6 +40,7 @@ pub(crate) fn key_from_row(row: &sqlx::any::AnyRow) -> Result<ApiKeyRecord, Stor
         revoked_at: opt_ts(row.try_get("revoked_at")?),
         last_used_at: opt_ts(row.try_get("last_used_at")?),
         replaced_by: replaced_by.map(|id| parse_column(&id, "api_keys.replaced_by")).transpose()?,
+        rate_limit_per_minute: row.try_get("rate_limit_per_minute")?,
     })
 }
 
@@ -350,6 +351,42 @@ impl Store {
         Ok(revoked)
     }
 
+    /// Sets (or, with `None`, clears) a service-account key's own rate limit.
+    pub async fn set_key_rate_limit(
+        &self,
+        team_id: &TeamId,
+        service_account_id: &ServiceAccountId,
+        key_id: &ApiKeyId,
+        per_minute: Option<i64>,
+        context: &AuditContext,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(&format!(
+            "update api_keys set rate_limit_per_minute = $1 where id = $2 and team_id = $3 \
+             and service_account_id = $4 returning {KEY_COLUMNS}"
+        ))
+        .bind(per_minute)
+        .bind(key_id.as_str())
+        .bind(team_id.as_str())
+        .bind(service_account_id.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let record = key_from_row(&row)?;
+        if !record.is_live(context.at) {
+            return Err(StoreError::KeyNotActive);
+        }
+        let change = AuditChange {
+            action: AuditAction::ApiKeyUpdate,
+            target_type: "api_key",
+            target_id: key_id.to_string(),
+            details: serde_json::json!({ "rateLimitPerMinute": per_minute }),
+        };
+        audit::append(&mut tx, &self.audit_key, Some(team_id), context, &change).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
     /// A user's keys that can still authenticate, oldest first.
     pub async fn live_user_keys(
         &self,
@@ -373,7 +410,7 @@ impl Store {
     pub async fn lookup_key(&self, digest: &KeyDigest) -> Result<Option<KeyLookup>, StoreError> {
         let row = sqlx::query(
             "select k.id, k.digest, k.team_id, t.plan, k.service_account_id, k.user_id, k.name, \
-             k.created_at, k.expires_at, k.revoked_at, sa.archived_at, \
+             k.created_at, k.expires_at, k.revoked_at, k.rate_limit_per_minute, sa.archived_at, \
              u.role, u.email, u.number, u.name as user_name \
              from api_keys k \
              join teams t on t.id = k.team_id \
@@ -414,6 +451,7 @@ impl Store {
             revoked_at: opt_ts(row.try_get("revoked_at")?),
             owner_archived_at: opt_ts(row.try_get("archived_at")?),
             user,
+            rate_limit_per_minute: row.try_get("rate_limit_per_minute")?,
         }))
     }
 

@@ -77,6 +77,8 @@ pub struct ApiKeyRecord {
     pub revoked_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
     pub replaced_by: Option<ApiKeyId>,
+    /// Requests per minute; `None` means the server's default.
+    pub rate_limit_per_minute: Option<i64>,
 }
 
 impl ApiKeyRecord {
@@ -112,6 +114,8 @@ pub struct KeyLookup {
     pub owner_archived_at: Option<Timestamp>,
     /// Present for user keys.
     pub user: Option<KeyUser>,
+    /// Requests per minute; `None` means the server's default.
+    pub rate_limit_per_minute: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

@@ -115,6 +115,9 @@ pub struct ServeArgs {
     /// Take client IPs from X-Forwarded-For (only behind your own proxy) [default: false]
     #[arg(long, env = "TESSERA_TRUST_FORWARDED_FOR", value_name = "BOOL")]
     pub trust_forwarded_for: Option<bool>,
+    /// Requests per minute per API key, unless the key has its own limit [default: 1200]
+    #[arg(long, env = "TESSERA_RATE_LIMIT_PER_MINUTE", value_name = "N")]
+    pub rate_limit_per_minute: Option<u64>,
     /// Database connection pool size [default: 10]
     #[arg(long, env = "TESSERA_DATABASE_MAX_CONNECTIONS", value_name = "N")]
     pub database_max_connections: Option<u32>,

@@ -30,6 +30,7 @@ pub struct FileSettings {
     pub last_used_flush_interval: Option<String>,
     pub metrics_allow_remote: Option<bool>,
     pub trust_forwarded_for: Option<bool>,
+    pub rate_limit_per_minute: Option<u64>,
     pub url: Option<String>,
 }
 
@@ -187,7 +188,14 @@ impl ServeSettings {
             )?,
             metrics_allow_remote: args.metrics_allow_remote.or(file.metrics_allow_remote).unwrap_or(false),
             trust_forwarded_for: args.trust_forwarded_for.or(file.trust_forwarded_for).unwrap_or(false),
+            rate_limit_per_minute: args
+                .rate_limit_per_minute
+                .or(file.rate_limit_per_minute)
+                .unwrap_or(defaults.rate_limit_per_minute),
         };
+        if server.rate_limit_per_minute == 0 {
+            bail!("rate_limit_per_minute must be at least 1");
+        }
         if server.last_used_flush_interval > Duration::from_secs(60) {
             bail!("last_used_flush_interval must be at most 60s, so lastUsedAt stays accurate to a minute");
         }

@@ -14,10 +14,10 @@ use tessera_store::KeyOwner;
 use crate::AppState;
 use crate::api::types::{
     CreateKeyRequest, CreateKeyResponse, CreatedApiKey, KeyList, MaskedApiKey, PreviousKey,
-    RevokedKeyResponse, RotateKeyRequest, RotateKeyResponse,
+    RevokedKeyResponse, RotateKeyRequest, RotateKeyResponse, UpdateKeyRequest,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Authenticated, OptionalJson, parse_id};
+use crate::extract::{AppJson, Authenticated, OptionalJson, parse_id};
 use crate::keys::mint_key;
 
 /// The longest overlap a rotation may ask for.
@@ -100,6 +100,38 @@ pub async fn rotate_service_account_key(
             valid_until: if old.revoked_at.is_some() { None } else { old.expires_at },
         },
     }))
+}
+
+/// Set or clear a service-account key's own rate limit.
+#[utoipa::path(
+    patch, path = "/v1/service-accounts/{id}/api-keys/{keyId}", tag = "api-keys",
+    params(("id" = String, Path, description = "Service account id"), ("keyId" = String, Path, description = "Key id (`key_…`)")),
+    request_body = UpdateKeyRequest,
+    responses((status = 200, body = MaskedApiKey), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+)]
+pub async fn update_service_account_key(
+    State(app): State<AppState>,
+    caller: Authenticated,
+    Path((id, key_id)): Path<(String, String)>,
+    AppJson(body): AppJson<UpdateKeyRequest>,
+) -> ApiResult<Json<MaskedApiKey>> {
+    caller.require_admin()?;
+    let id: ServiceAccountId = parse_id(&id)?;
+    let key_id: ApiKeyId = parse_id(&key_id)?;
+    if body.rate_limit_per_minute.is_some_and(|limit| !(1..=1_000_000).contains(&limit)) {
+        return Err(ApiError::Validation("rateLimitPerMinute must be between 1 and 1000000".into()));
+    }
+    let updated = app
+        .store
+        .set_key_rate_limit(
+            caller.principal().team_id(),
+            &id,
+            &key_id,
+            body.rate_limit_per_minute,
+            &caller.audit_context(),
+        )
+        .await?;
+    Ok(Json(MaskedApiKey::from(&updated)))
 }
 
 /// Revoke one key of a service account, now.

@@ -65,7 +65,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(service_accounts::archive_service_account))
         .routes(routes!(keys::create_service_account_key))
         .routes(routes!(keys::rotate_service_account_key))
-        .routes(routes!(keys::revoke_service_account_key))
+        .routes(routes!(keys::revoke_service_account_key, keys::update_service_account_key))
         .routes(routes!(keys::create_my_key, keys::list_my_keys))
         .routes(routes!(keys::revoke_my_key))
         .routes(routes!(audit::list_audit_events))

@@ -46,6 +46,8 @@ pub struct MaskedApiKey {
     /// Set while the key is in a rotation grace period (or was created with an expiry).
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
+    /// The key's own rate limit in requests per minute; `null` means the server's default.
+    pub rate_limit_per_minute: Option<i64>,
 }
 
 impl From<&ApiKeyRecord> for MaskedApiKey {
@@ -57,6 +59,7 @@ impl From<&ApiKeyRecord> for MaskedApiKey {
             created_at: key.created_at,
             last_used_at: key.last_used_at,
             expires_at: key.expires_at,
+            rate_limit_per_minute: key.rate_limit_per_minute,
         }
     }
 }
@@ -210,6 +213,13 @@ pub struct CreateKeyResponse {
 pub struct RotateKeyRequest {
     /// Keep the old key working this long (at most 604800, 7 days). Default 0: it stops at once.
     pub grace_period_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateKeyRequest {
+    /// Requests per minute for this key (1 to 1,000,000); `null` returns it to the server default.
+    pub rate_limit_per_minute: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

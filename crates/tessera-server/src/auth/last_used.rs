@@ -74,6 +74,7 @@ mod tests {
             key_created_at: Timestamp::from_millis(0),
             expires_at: None,
             user: None,
+            rate_limit_per_minute: None,
             last_noted_ms: AtomicI64::new(i64::MIN),
         }
     }

@@ -45,6 +45,8 @@ pub struct VerifiedKey {
     pub key_created_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub user: Option<KeyUser>,
+    /// The key's own rate limit (requests per minute), if it has one.
+    pub rate_limit_per_minute: Option<i64>,
     /// The last use this process queued for writing, in ms; keeps `last_used` writes rare.
     pub(crate) last_noted_ms: AtomicI64,
 }
@@ -253,6 +255,7 @@ fn verdict_from(lookup: Option<KeyLookup>, digest: &KeyDigest) -> Verdict {
         key_created_at: lookup.key_created_at,
         expires_at: lookup.expires_at,
         user: lookup.user,
+        rate_limit_per_minute: lookup.rate_limit_per_minute,
         last_noted_ms: AtomicI64::new(i64::MIN),
     }))
 }

@@ -24,6 +24,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/service-accounts/{id}/api-keys"),
     ("post", "/v1/service-accounts/{id}/api-keys/{keyId}/rotate"),
     ("delete", "/v1/service-accounts/{id}/api-keys/{keyId}"),
+    ("patch", "/v1/service-accounts/{id}/api-keys/{keyId}"),
     ("post", "/v1/me/api-keys"),
     ("get", "/v1/me/api-keys"),
     ("delete", "/v1/me/api-keys/{keyId}"),

@@ -164,6 +164,7 @@ pub fn test_config() -> ServerConfig {
         last_used_flush_interval: Duration::from_millis(100),
         metrics_allow_remote: false,
         trust_forwarded_for: false,
+        rate_limit_per_minute: 1200,
     }
 }
 
@@ -172,6 +173,11 @@ impl TestApp {
         let db = Arc::new(TestDb::new(backend).await?);
         let secret = ServerSecret::generate();
         Some(TestApp::start(db, &secret, test_config(), Arc::new(SystemClock)).await)
+    }
+
+    pub async fn spawn_with_config(backend: Backend, config: ServerConfig) -> Option<TestApp> {
+        let db = Arc::new(TestDb::new(backend).await?);
+        Some(TestApp::start(db, &ServerSecret::generate(), config, Arc::new(SystemClock)).await)
     }
 
     /// A second server over the same database, with its own pool and its own key cache: what

@@ -11,6 +11,7 @@ mod api_access;
 mod api_audit;
 mod api_auth;
 mod api_integrations;
+mod api_rate_limits;
 mod api_service_accounts;
 mod api_system;
 mod cli;
