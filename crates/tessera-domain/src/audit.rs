@@ -53,6 +53,10 @@ actions! {
     IntegrationCreate => "integration.create",
     IntegrationUpdate => "integration.update",
     IntegrationDelete => "integration.delete",
+    AgentCreate => "agent.create",
+    AgentFollowup => "agent.followup",
+    AgentStop => "agent.stop",
+    AgentDelete => "agent.delete",
 }
 
 /// Who acted, from where, in which request, and when: everything about an audited change that

@@ -4,6 +4,7 @@
 //! into these types, so holding a `ServiceAccountName` is proof that the name is valid.
 //!
 //! Layout:
+//! - [`agent`]: cloud agents and runs: ids, statuses, prompts, branch names.
 //! - [`ids`]: prefixed identifiers (`sa_…`, `key_…`, `user_…`, `team_…`).
 //! - [`api_key`]: the key format (prefix, random body, CRC32 checksum), masking and digests.
 //! - [`names`]: validated names, descriptions and e-mail addresses.
@@ -14,6 +15,7 @@
 //! - [`secret`]: the server secret and the keys derived from it.
 //! - [`time`]: timestamps and the clock, which is always passed in.
 
+pub mod agent;
 pub mod api_key;
 pub mod audit;
 pub mod ids;

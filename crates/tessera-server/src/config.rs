@@ -19,6 +19,10 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
     /// Requests per minute per key, unless the key has its own limit.
     pub rate_limit_per_minute: u64,
+    /// Run a worker inside the server process (the default for `tessera serve`).
+    pub embedded_worker: Option<crate::worker::WorkerConfig>,
+    /// The base URL agents' `url` fields point at.
+    pub public_url: String,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +35,8 @@ impl Default for ServerConfig {
             metrics_allow_remote: false,
             trust_forwarded_for: false,
             rate_limit_per_minute: 1200,
+            embedded_worker: None,
+            public_url: "http://127.0.0.1:8080".to_owned(),
         }
     }
 }

@@ -51,6 +51,18 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("The database is not reachable")]
     NotReady,
+    #[error("Another run of this agent is still active; wait for it to finish or stop it")]
+    AgentBusy,
+    #[error("The agent is archived")]
+    AgentArchived,
+    #[error("The agent has no running work to stop")]
+    AgentNotRunning,
+    #[error("{0}")]
+    RepositoryAccess(String),
+    #[error(
+        "Service accounts can only use repositories authorized by a team-level integration; this repository is authorized only by a personal integration. Ask an admin to connect it at the team level."
+    )]
+    TeamIntegrationRequired,
     #[error("Rate limit exceeded for this API key; retry after {retry_after_seconds} s")]
     RateLimited { retry_after_seconds: u64 },
     #[error("An unexpected error occurred")]
@@ -78,6 +90,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::AgentBusy | ApiError::AgentArchived | ApiError::AgentNotRunning => StatusCode::CONFLICT,
+            ApiError::RepositoryAccess(_) | ApiError::TeamIntegrationRequired => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -105,6 +119,11 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::NotReady => "not_ready",
+            ApiError::AgentBusy => "agent_busy",
+            ApiError::AgentArchived => "agent_archived",
+            ApiError::AgentNotRunning => "agent_not_running",
+            ApiError::RepositoryAccess(_) => "repository_access",
+            ApiError::TeamIntegrationRequired => "team_integration_required",
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
             ApiError::Internal(_) => "internal_error",
         }
@@ -136,6 +155,11 @@ pub const ERROR_CODES: &[&str] = &[
     "unsupported_media_type",
     "method_not_allowed",
     "not_ready",
+    "agent_busy",
+    "agent_archived",
+    "agent_not_running",
+    "repository_access",
+    "team_integration_required",
     "rate_limit_exceeded",
     "internal_error",
 ];
@@ -194,6 +218,9 @@ impl From<StoreError> for ApiError {
             StoreError::KeyNotActive => ApiError::KeyNotActive,
             StoreError::AlreadyRotated => ApiError::RotationConflict,
             StoreError::EmailTaken(email) => ApiError::EmailTaken(email),
+            StoreError::AgentBusy => ApiError::AgentBusy,
+            StoreError::AgentArchived => ApiError::AgentArchived,
+            StoreError::RunNotActive => ApiError::AgentNotRunning,
             other => ApiError::Internal(other.to_string()),
         }
     }

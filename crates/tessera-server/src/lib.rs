@@ -18,6 +18,7 @@ pub mod keys;
 pub mod metrics;
 pub mod middleware;
 pub mod ratelimit;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::ops::Deref;
@@ -115,10 +116,15 @@ impl App {
                 last_used.flush(&store).await;
             })
         };
-        let writer = tokio::spawn(auth::failures::run_writer(store.clone(), failure_events, shutdown_rx));
+        let writer =
+            tokio::spawn(auth::failures::run_writer(store.clone(), failure_events, shutdown_rx.clone()));
+        let mut tasks = vec![flusher, writer];
+        if let Some(worker) = config.embedded_worker.clone() {
+            tasks.push(tokio::spawn(worker::run_worker(store.clone(), clock.clone(), worker, shutdown_rx)));
+        }
         let rate_limiter = ratelimit::RateLimiter::new(config.rate_limit_per_minute);
         let app = App { store, clock, hasher, verifier, metrics, config, rate_limiter, last_used, failures };
-        (AppState(Arc::new(app)), Background { shutdown, tasks: vec![flusher, writer] })
+        (AppState(Arc::new(app)), Background { shutdown, tasks })
     }
 
     /// Writes batched last-used times now (tests and shutdown).

@@ -278,6 +278,23 @@ impl Store {
         Ok(())
     }
 
+    /// Whether some user's personal integration in the team authorizes `url`.
+    pub async fn repository_in_personal_integration(
+        &self,
+        team_id: &TeamId,
+        url: &RepositoryUrl,
+    ) -> Result<bool, StoreError> {
+        let count: i64 = sqlx::query_scalar(
+            "select count(*) from integration_repositories r join integrations i on i.id = r.integration_id \
+             where i.team_id = $1 and i.scope = 'personal' and r.url = $2",
+        )
+        .bind(team_id.as_str())
+        .bind(url.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(count > 0)
+    }
+
     /// Repositories `viewer` may launch on: the team's integrations, plus the viewer's personal
     /// ones when the viewer is a user (`None` for a service account). A repository authorized by
     /// both is reported once, through the team integration.

@@ -10,6 +10,7 @@
 //! its audit event (see [`audit`]). Reads that the API serves filter by team id first, so a
 //! foreign id is indistinguishable from a missing one.
 
+pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod integrations;
@@ -80,6 +81,14 @@ pub enum StoreError {
     KeyNotActive,
     #[error("the key was already rotated")]
     AlreadyRotated,
+    #[error("the agent is archived")]
+    AgentArchived,
+    #[error("another run of the agent is active")]
+    AgentBusy,
+    #[error("the agent has no active run")]
+    RunNotActive,
+    #[error("the worker no longer holds the run's lease")]
+    LeaseLost,
     #[error("the database holds a secret fingerprint that does not match this server's secret")]
     SecretMismatch,
     #[error("database URL must start with sqlite: or postgres://")]

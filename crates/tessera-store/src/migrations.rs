@@ -13,11 +13,13 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/sqlite/0001_core.sql")),
     (2, "integrations", include_str!("../migrations/sqlite/0002_integrations.sql")),
     (3, "key_rate_limits", include_str!("../migrations/sqlite/0003_key_rate_limits.sql")),
+    (4, "agents", include_str!("../migrations/sqlite/0004_agents.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/postgres/0001_core.sql")),
     (2, "integrations", include_str!("../migrations/postgres/0002_integrations.sql")),
     (3, "key_rate_limits", include_str!("../migrations/postgres/0003_key_rate_limits.sql")),
+    (4, "agents", include_str!("../migrations/postgres/0004_agents.sql")),
 ];
 
 #[derive(Debug)]

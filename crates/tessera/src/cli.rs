@@ -118,6 +118,15 @@ pub struct ServeArgs {
     /// Requests per minute per API key, unless the key has its own limit [default: 1200]
     #[arg(long, env = "TESSERA_RATE_LIMIT_PER_MINUTE", value_name = "N")]
     pub rate_limit_per_minute: Option<u64>,
+    /// Run a worker inside the server to execute agent runs [default: true]
+    #[arg(long, env = "TESSERA_EMBEDDED_WORKER", value_name = "BOOL")]
+    pub embedded_worker: Option<bool>,
+    /// The base URL clients reach this server at, for links in responses [default: http://LISTEN]
+    #[arg(long, env = "TESSERA_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Longest an agent run may take before it ends EXPIRED [default: 1h]
+    #[arg(long, env = "TESSERA_MAX_RUN_DURATION", value_name = "DURATION")]
+    pub max_run_duration: Option<String>,
     /// Database connection pool size [default: 10]
     #[arg(long, env = "TESSERA_DATABASE_MAX_CONNECTIONS", value_name = "N")]
     pub database_max_connections: Option<u32>,

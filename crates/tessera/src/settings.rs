@@ -31,6 +31,9 @@ pub struct FileSettings {
     pub metrics_allow_remote: Option<bool>,
     pub trust_forwarded_for: Option<bool>,
     pub rate_limit_per_minute: Option<u64>,
+    pub embedded_worker: Option<bool>,
+    pub public_url: Option<String>,
+    pub max_run_duration: Option<String>,
     pub url: Option<String>,
 }
 
@@ -168,7 +171,7 @@ impl ServeSettings {
         let duration = |flag: &Option<String>, file: &Option<String>, default: Duration, what: &str| {
             flag.as_ref().or(file.as_ref()).map_or(Ok(default), |raw| parse_duration(raw, what))
         };
-        let server = ServerConfig {
+        let mut server = ServerConfig {
             listen,
             key_cache_ttl: duration(
                 &args.key_cache_ttl,
@@ -192,7 +195,23 @@ impl ServeSettings {
                 .rate_limit_per_minute
                 .or(file.rate_limit_per_minute)
                 .unwrap_or(defaults.rate_limit_per_minute),
+            ..ServerConfig::default()
         };
+        server.public_url = args
+            .public_url
+            .clone()
+            .or_else(|| file.public_url.clone())
+            .unwrap_or_else(|| format!("http://{listen}"));
+        if args.embedded_worker.or(file.embedded_worker).unwrap_or(true) {
+            let mut worker = tessera_server::worker::WorkerConfig::new(database.data_dir.join("work"));
+            worker.max_run_duration = duration(
+                &args.max_run_duration,
+                &file.max_run_duration,
+                worker.max_run_duration,
+                "max_run_duration",
+            )?;
+            server.embedded_worker = Some(worker);
+        }
         if server.rate_limit_per_minute == 0 {
             bail!("rate_limit_per_minute must be at least 1");
         }

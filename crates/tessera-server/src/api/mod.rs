@@ -1,6 +1,7 @@
 //! The route table. Every route is registered through `utoipa-axum`, so the OpenAPI document
 //! is generated from the same list that serves requests and cannot miss a route.
 
+pub mod agents_v0;
 pub mod audit;
 pub mod integrations;
 pub mod keys;
@@ -77,6 +78,12 @@ fn api_routes() -> OpenApiRouter<AppState> {
             integrations::delete_integration
         ))
         .routes(routes!(integrations::repositories_v0))
+        .routes(routes!(agents_v0::launch_agent, agents_v0::list_agents))
+        .routes(routes!(agents_v0::get_agent, agents_v0::delete_agent))
+        .routes(routes!(agents_v0::stop_agent))
+        .routes(routes!(agents_v0::followup))
+        .routes(routes!(agents_v0::conversation))
+        .routes(routes!(agents_v0::models))
         .routes(routes!(integrations::repositories_v1))
 }
 

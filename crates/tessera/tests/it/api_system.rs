@@ -37,6 +37,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/integrations/{id}"),
     ("get", "/v0/repositories"),
     ("get", "/v1/repositories"),
+    ("post", "/v0/agents"),
+    ("get", "/v0/agents"),
+    ("get", "/v0/agents/{id}"),
+    ("delete", "/v0/agents/{id}"),
+    ("post", "/v0/agents/{id}/stop"),
+    ("post", "/v0/agents/{id}/followup"),
+    ("get", "/v0/agents/{id}/conversation"),
+    ("get", "/v0/models"),
 ];
 
 on_both_backends! {

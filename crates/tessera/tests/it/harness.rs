@@ -154,6 +154,7 @@ pub struct TestApp {
     http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     background: Option<Background>,
+    _work_dir: Option<tempfile::TempDir>,
 }
 
 pub fn test_config() -> ServerConfig {
@@ -165,6 +166,8 @@ pub fn test_config() -> ServerConfig {
         metrics_allow_remote: false,
         trust_forwarded_for: false,
         rate_limit_per_minute: 1200,
+        embedded_worker: None,
+        public_url: "http://tessera.test".to_owned(),
     }
 }
 
@@ -173,6 +176,20 @@ impl TestApp {
         let db = Arc::new(TestDb::new(backend).await?);
         let secret = ServerSecret::generate();
         Some(TestApp::start(db, &secret, test_config(), Arc::new(SystemClock)).await)
+    }
+
+    /// A server with an embedded worker that executes runs quickly (short lease and heartbeat).
+    pub async fn spawn_with_worker(backend: Backend) -> Option<TestApp> {
+        let work_dir = tempfile::tempdir().expect("work dir");
+        let mut worker = tessera_server::worker::WorkerConfig::new(work_dir.path().to_path_buf());
+        worker.lease = Duration::from_secs(3);
+        worker.heartbeat_interval = Duration::from_millis(200);
+        worker.poll_interval = Duration::from_millis(100);
+        worker.max_run_duration = Duration::from_secs(60);
+        let config = ServerConfig { embedded_worker: Some(worker), ..test_config() };
+        let mut app = TestApp::spawn_with_config(backend, config).await?;
+        app._work_dir = Some(work_dir);
+        Some(app)
     }
 
     pub async fn spawn_with_config(backend: Backend, config: ServerConfig) -> Option<TestApp> {
@@ -212,6 +229,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             shutdown: Some(shutdown),
             background: Some(background),
+            _work_dir: None,
         }
     }
 
@@ -434,3 +452,82 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// A real git repository to run agents on: a bare "origin" with one commit on `main`.
+pub struct GitFixture {
+    _dir: tempfile::TempDir,
+    pub bare: std::path::PathBuf,
+    /// `file://…/origin.git`, usable as a clone URL.
+    pub clone_url: String,
+}
+
+pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.test", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("run git");
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+impl GitFixture {
+    pub fn new() -> GitFixture {
+        let dir = tempfile::tempdir().expect("git dir");
+        let bare = dir.path().join("origin.git");
+        git(dir.path(), &["init", "--quiet", "--bare", "origin.git"]);
+        let seed = dir.path().join("seed");
+        git(dir.path(), &["clone", "--quiet", bare.to_str().unwrap(), "seed"]);
+        std::fs::write(seed.join("README.md"), "# Widgets\n").unwrap();
+        git(&seed, &["add", "README.md"]);
+        git(&seed, &["commit", "--quiet", "-m", "Initial commit"]);
+        git(&seed, &["push", "--quiet", "origin", "HEAD:main"]);
+        let clone_url = format!("file://{}", bare.display());
+        GitFixture { _dir: dir, bare, clone_url }
+    }
+
+    /// A file's content on a branch of origin, if the branch and file exist.
+    pub fn file_on(&self, branch: &str, path: &str) -> Option<String> {
+        let output = std::process::Command::new("git")
+            .args(["--git-dir", self.bare.to_str().unwrap(), "show", &format!("{branch}:{path}")])
+            .output()
+            .ok()?;
+        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The message of the newest commit on a branch of origin.
+    pub fn last_message(&self, branch: &str) -> String {
+        git(&self.bare, &["log", "-1", "--format=%B", branch])
+    }
+}
+
+/// Like `on_both_backends!`, with an embedded worker executing runs.
+macro_rules! on_both_backends_with_worker {
+    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn run($app: $crate::harness::TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let app = $crate::harness::TestApp::spawn_with_worker(tessera_store::Backend::Sqlite).await.expect("sqlite");
+                    run(app).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = $crate::harness::TestApp::spawn_with_worker(tessera_store::Backend::Postgres).await {
+                        run(app).await;
+                    }
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both_backends_with_worker;

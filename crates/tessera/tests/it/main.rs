@@ -7,6 +7,7 @@
 
 mod harness;
 
+mod agents_v0;
 mod api_access;
 mod api_audit;
 mod api_auth;
