@@ -205,3 +205,28 @@ on_both_backends_with_worker! {
         assert_eq!(app.count("agents").await, 0);
     }
 }
+
+async fn a_run_past_the_maximum_duration_expires(backend: tessera_store::Backend) {
+    let Some(app) = crate::harness::TestApp::spawn_with_worker_limited(backend, Duration::from_secs(1)).await
+    else {
+        return;
+    };
+    let fixture = GitFixture::new();
+    let team = app.team("Acme", Plan::Enterprise, None).await;
+    authorize(&app.as_key(&team.owner_key), "team", &fixture).await;
+    let owner = app.as_key(&team.owner_key);
+    let launched = owner.post("/v0/agents", launch_body("@sleep 30")).await;
+    let id = launched.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(wait_for_end(&owner, &id).await["status"], "EXPIRED");
+}
+
+mod a_run_past_the_maximum_duration_expires {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::a_run_past_the_maximum_duration_expires(tessera_store::Backend::Sqlite).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::a_run_past_the_maximum_duration_expires(tessera_store::Backend::Postgres).await
+    }
+}

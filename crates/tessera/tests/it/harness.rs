@@ -180,12 +180,17 @@ impl TestApp {
 
     /// A server with an embedded worker that executes runs quickly (short lease and heartbeat).
     pub async fn spawn_with_worker(backend: Backend) -> Option<TestApp> {
+        TestApp::spawn_with_worker_limited(backend, Duration::from_secs(60)).await
+    }
+
+    /// A worker whose runs expire after `max_run_duration`.
+    pub async fn spawn_with_worker_limited(backend: Backend, max_run_duration: Duration) -> Option<TestApp> {
         let work_dir = tempfile::tempdir().expect("work dir");
         let mut worker = tessera_server::worker::WorkerConfig::new(work_dir.path().to_path_buf());
         worker.lease = Duration::from_secs(3);
         worker.heartbeat_interval = Duration::from_millis(200);
         worker.poll_interval = Duration::from_millis(100);
-        worker.max_run_duration = Duration::from_secs(60);
+        worker.max_run_duration = max_run_duration;
         let config = ServerConfig { embedded_worker: Some(worker), ..test_config() };
         let mut app = TestApp::spawn_with_config(backend, config).await?;
         app._work_dir = Some(work_dir);

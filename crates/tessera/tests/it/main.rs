@@ -16,4 +16,5 @@ mod api_rate_limits;
 mod api_service_accounts;
 mod api_system;
 mod cli;
+mod queue;
 mod store;
