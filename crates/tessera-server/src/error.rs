@@ -55,6 +55,14 @@ pub enum ApiError {
     AgentBusy,
     #[error("The agent is archived")]
     AgentArchived,
+    #[error("An agent with this id already exists and was created by a different request")]
+    AgentIdConflict,
+    #[error("Only a queued or running run can be cancelled")]
+    RunNotCancellable,
+    #[error("The stream of this run is past its retention period; read the run instead")]
+    StreamExpired,
+    #[error("Last-Event-ID does not belong to this run's stream")]
+    InvalidLastEventId,
     #[error("The agent has no running work to stop")]
     AgentNotRunning,
     #[error("{0}")]
@@ -90,7 +98,13 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::AgentBusy | ApiError::AgentArchived | ApiError::AgentNotRunning => StatusCode::CONFLICT,
+            ApiError::AgentBusy
+            | ApiError::AgentArchived
+            | ApiError::AgentNotRunning
+            | ApiError::AgentIdConflict
+            | ApiError::RunNotCancellable => StatusCode::CONFLICT,
+            ApiError::StreamExpired => StatusCode::GONE,
+            ApiError::InvalidLastEventId => StatusCode::BAD_REQUEST,
             ApiError::RepositoryAccess(_) | ApiError::TeamIntegrationRequired => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -122,6 +136,10 @@ impl ApiError {
             ApiError::AgentBusy => "agent_busy",
             ApiError::AgentArchived => "agent_archived",
             ApiError::AgentNotRunning => "agent_not_running",
+            ApiError::AgentIdConflict => "agent_id_conflict",
+            ApiError::RunNotCancellable => "run_not_cancellable",
+            ApiError::StreamExpired => "stream_expired",
+            ApiError::InvalidLastEventId => "invalid_last_event_id",
             ApiError::RepositoryAccess(_) => "repository_access",
             ApiError::TeamIntegrationRequired => "team_integration_required",
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
@@ -158,6 +176,10 @@ pub const ERROR_CODES: &[&str] = &[
     "agent_busy",
     "agent_archived",
     "agent_not_running",
+    "agent_id_conflict",
+    "run_not_cancellable",
+    "stream_expired",
+    "invalid_last_event_id",
     "repository_access",
     "team_integration_required",
     "rate_limit_exceeded",
@@ -220,6 +242,7 @@ impl From<StoreError> for ApiError {
             StoreError::EmailTaken(email) => ApiError::EmailTaken(email),
             StoreError::AgentBusy => ApiError::AgentBusy,
             StoreError::AgentArchived => ApiError::AgentArchived,
+            StoreError::AgentIdTaken => ApiError::AgentIdConflict,
             StoreError::RunNotActive => ApiError::AgentNotRunning,
             other => ApiError::Internal(other.to_string()),
         }

@@ -40,6 +40,7 @@ pub struct Agent {
     pub model: String,
     pub auto_create_pr: bool,
     pub webhook_url: Option<String>,
+    pub create_digest: Option<String>,
     pub archived_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -88,6 +89,8 @@ pub struct NewAgent {
     pub auto_create_pr: bool,
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<String>,
+    /// For client-chosen ids: a digest of the create request, to recognise a replay.
+    pub create_digest: Option<String>,
 }
 
 /// Which agents a principal may see.
@@ -131,8 +134,8 @@ pub struct RunOutcome {
 }
 
 const AGENT_COLUMNS: &str = "id, team_id, name, principal_type, principal_id, api_key_id, integration_id, \
-     repository_url, clone_url, starting_ref, branch_name, model, auto_create_pr, webhook_url, archived_at, \
-     created_at, updated_at";
+     repository_url, clone_url, starting_ref, branch_name, model, auto_create_pr, webhook_url, create_digest, \
+     archived_at, created_at, updated_at";
 const RUN_COLUMNS: &str = "id, agent_id, team_id, prompt, status, principal_type, principal_id, api_key_id, \
      attempts, cancel_requested_at, started_at, finished_at, summary, error_message, input_tokens, output_tokens, \
      duration_ms, created_at, updated_at";
@@ -156,6 +159,7 @@ fn agent_from_row(row: &sqlx::any::AnyRow) -> Result<Agent, StoreError> {
         model: row.try_get("model")?,
         auto_create_pr: auto_create_pr != 0,
         webhook_url: row.try_get("webhook_url")?,
+        create_digest: row.try_get("create_digest")?,
         archived_at: opt_ts(row.try_get("archived_at")?),
         created_at: ts(row.try_get("created_at")?),
         updated_at: ts(row.try_get("updated_at")?),
@@ -266,7 +270,8 @@ impl Store {
         let row = sqlx::query(&format!(
             "insert into agents (id, team_id, name, principal_type, principal_id, api_key_id, integration_id, \
              repository_url, clone_url, starting_ref, branch_name, model, auto_create_pr, webhook_url, webhook_secret, \
-             created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) \
+             created_at, updated_at, create_digest) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16, $17) \
              returning {AGENT_COLUMNS}"
         ))
         .bind(agent.id.as_str())
@@ -285,8 +290,13 @@ impl Store {
         .bind(agent.webhook_url.as_deref())
         .bind(agent.webhook_secret.as_deref())
         .bind(now.as_millis())
+        .bind(agent.create_digest.as_deref())
         .fetch_one(&mut *tx)
-        .await?;
+        .await
+        .map_err(|err| {
+            let err = StoreError::from(err);
+            if err.is_unique_violation() { StoreError::AgentIdTaken } else { err }
+        })?;
         let created = agent_from_row(&row)?;
         let run = insert_run(&mut tx, run_id, &agent.id, team_id, prompt, principal, now).await?;
         let change = AuditChange {
@@ -673,6 +683,102 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(failed.rows_affected() + released.rows_affected())
+    }
+
+    /// Archives (or unarchives) an agent; idempotent. An archived agent refuses new runs.
+    pub async fn set_agent_archived(
+        &self,
+        team_id: &TeamId,
+        agent_id: &AgentId,
+        archived: bool,
+        context: &AuditContext,
+    ) -> Result<(), StoreError> {
+        let now = context.at.as_millis();
+        let sql = if archived {
+            "update agents set archived_at = coalesce(archived_at, $1), updated_at = $1 where id = $2 and team_id = $3 and deleted_at is null"
+        } else {
+            "update agents set archived_at = null, updated_at = $1 where id = $2 and team_id = $3 and deleted_at is null"
+        };
+        let updated = sqlx::query(sql)
+            .bind(now)
+            .bind(agent_id.as_str())
+            .bind(team_id.as_str())
+            .execute(&self.pool)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// The agent's runs, newest first.
+    pub async fn agent_runs(&self, agent_id: &AgentId, page: &PageRequest) -> Result<Page<Run>, StoreError> {
+        let (before_created, before_id) = match &page.after {
+            Some(cursor) => decode_keyset(cursor)?,
+            None => (i64::MAX, String::new()),
+        };
+        let tie_break = if page.after.is_some() {
+            "(created_at < $2 or (created_at = $2 and id < $3))"
+        } else {
+            "($2 = $2 and $3 = $3)"
+        };
+        let rows = sqlx::query(&format!(
+            "select {RUN_COLUMNS} from runs where agent_id = $1 and {tie_break} order by created_at desc, id desc limit $4"
+        ))
+        .bind(agent_id.as_str())
+        .bind(before_created)
+        .bind(before_id)
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut runs = rows.iter().map(run_from_row).collect::<Result<Vec<_>, _>>()?;
+        let next_cursor =
+            trim_page(&mut runs, page.limit, |r| keyset(r.created_at.as_millis(), r.id.as_str()));
+        Ok(Page { items: runs, next_cursor })
+    }
+
+    /// Cancels one run of an agent. Only a queued or running run can be cancelled.
+    pub async fn cancel_run(
+        &self,
+        team_id: &TeamId,
+        agent_id: &AgentId,
+        run_id: &RunId,
+        context: &AuditContext,
+    ) -> Result<Run, StoreError> {
+        let run = self.run(run_id).await?;
+        if run.agent_id != *agent_id || run.team_id != *team_id {
+            return Err(StoreError::NotFound);
+        }
+        if run.status.is_terminal() {
+            return Err(StoreError::RunNotActive);
+        }
+        self.stop_agent(team_id, agent_id, context).await
+    }
+
+    /// Messages of a run after `after_seq`, in order.
+    pub async fn run_messages_after(
+        &self,
+        run_id: &RunId,
+        after_seq: i64,
+    ) -> Result<Vec<RunMessage>, StoreError> {
+        let rows = sqlx::query("select run_id, seq, kind, body, created_at from run_messages where run_id = $1 and seq > $2 order by seq")
+            .bind(run_id.as_str())
+            .bind(after_seq)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let run_id: String = row.try_get("run_id")?;
+                let body: String = row.try_get("body")?;
+                Ok(RunMessage {
+                    run_id: parse_column(&run_id, "run_messages.run_id")?,
+                    seq: row.try_get("seq")?,
+                    kind: row.try_get("kind")?,
+                    body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    created_at: ts(row.try_get("created_at")?),
+                })
+            })
+            .collect()
     }
 
     pub async fn run(&self, run_id: &RunId) -> Result<Run, StoreError> {

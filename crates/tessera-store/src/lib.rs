@@ -83,6 +83,8 @@ pub enum StoreError {
     AlreadyRotated,
     #[error("the agent is archived")]
     AgentArchived,
+    #[error("an agent with this id already exists")]
+    AgentIdTaken,
     #[error("another run of the agent is active")]
     AgentBusy,
     #[error("the agent has no active run")]

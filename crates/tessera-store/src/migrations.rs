@@ -14,12 +14,14 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (2, "integrations", include_str!("../migrations/sqlite/0002_integrations.sql")),
     (3, "key_rate_limits", include_str!("../migrations/sqlite/0003_key_rate_limits.sql")),
     (4, "agents", include_str!("../migrations/sqlite/0004_agents.sql")),
+    (5, "agent_create_digest", include_str!("../migrations/sqlite/0005_agent_create_digest.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/postgres/0001_core.sql")),
     (2, "integrations", include_str!("../migrations/postgres/0002_integrations.sql")),
     (3, "key_rate_limits", include_str!("../migrations/postgres/0003_key_rate_limits.sql")),
     (4, "agents", include_str!("../migrations/postgres/0004_agents.sql")),
+    (5, "agent_create_digest", include_str!("../migrations/postgres/0005_agent_create_digest.sql")),
 ];
 
 #[derive(Debug)]

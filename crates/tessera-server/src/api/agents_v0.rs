@@ -171,6 +171,81 @@ pub(crate) fn visibility(principal: &Principal) -> AgentVisibility {
     }
 }
 
+/// Everything needed to launch an agent, already parsed; shared by v0 and v1.
+pub(crate) struct LaunchSpec {
+    pub agent_id: AgentId,
+    pub prompt: Prompt,
+    pub repository: RepositoryUrl,
+    pub starting_ref: Option<String>,
+    pub branch_name: Option<String>,
+    pub model: String,
+    pub auto_create_pr: bool,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub create_digest: Option<String>,
+}
+
+/// Resolves the model a request names: omitted or `default` means the first configured one.
+pub(crate) fn resolve_model(requested: Option<&str>) -> Result<String, ApiError> {
+    match requested {
+        None | Some("default") => Ok(configured_models().remove(0)),
+        Some(model) if configured_models().iter().any(|m| m == model) => Ok(model.to_owned()),
+        Some(model) => {
+            Err(ApiError::Validation(format!("model {model:?} is not one of the configured models")))
+        }
+    }
+}
+
+/// Checks the repository is authorized for the caller and queues the agent's first run.
+pub(crate) async fn launch(
+    app: &AppState,
+    caller: &Authenticated,
+    spec: LaunchSpec,
+) -> Result<AgentWithRun, ApiError> {
+    let starting_ref = spec.starting_ref.filter(|r| !r.trim().is_empty());
+    if let Some(reference) = &starting_ref {
+        BranchName::parse(reference).map_err(|_| invalid(format!("{reference:?} is not a valid git ref")))?;
+    }
+    let branch_name = match &spec.branch_name {
+        Some(name) => BranchName::parse(name).map_err(invalid)?,
+        None => BranchName::generated(&spec.prompt, &spec.agent_id),
+    };
+    let principal = caller.principal();
+    let team_id = principal.team_id();
+    let repository = spec.repository;
+    let usable = app.store.usable_repositories(team_id, caller_user(principal)).await?;
+    let Some(authorized) = usable.iter().find(|u| u.repository.url == repository) else {
+        // A service account sees only team-level integrations; say so when the repository is
+        // authorized, but only personally.
+        if caller_user(principal).is_none()
+            && app.store.repository_in_personal_integration(team_id, &repository).await?
+        {
+            return Err(ApiError::TeamIntegrationRequired);
+        }
+        return Err(ApiError::RepositoryAccess(format!(
+            "Repository {repository} is not authorized by an integration you can use"
+        )));
+    };
+    let new = NewAgent {
+        id: spec.agent_id,
+        name: spec.prompt.title(),
+        integration_id: authorized.integration_id.clone(),
+        repository_url: repository.clone(),
+        clone_url: authorized.repository.effective_clone_url().to_owned(),
+        starting_ref,
+        branch_name,
+        model: spec.model,
+        auto_create_pr: spec.auto_create_pr,
+        webhook_url: spec.webhook_url,
+        webhook_secret: spec.webhook_secret,
+        create_digest: spec.create_digest,
+    };
+    Ok(app
+        .store
+        .create_agent(team_id, &new, &RunId::generate(), &spec.prompt, principal, &caller.audit_context())
+        .await?)
+}
+
 /// Launch an agent on an authorized repository. Answers 201 with status `CREATING`.
 #[utoipa::path(
     post, path = "/v0/agents", tag = "agents-v0",
@@ -192,13 +267,7 @@ pub async fn launch_agent(
     let raw_repository =
         body.source.repository.as_deref().ok_or_else(|| invalid("source.repository is required"))?;
     let repository = RepositoryUrl::parse(raw_repository).map_err(invalid)?;
-    let model = match body.model.as_deref() {
-        None | Some("default") => configured_models().remove(0),
-        Some(model) if configured_models().iter().any(|m| m == model) => model.to_owned(),
-        Some(model) => {
-            return Err(ApiError::Validation(format!("model {model:?} is not one of GET /v0/models")));
-        }
-    };
+    let model = resolve_model(body.model.as_deref())?;
     if let Some(webhook) = &body.webhook {
         let secret_ok = webhook.secret.as_ref().is_none_or(|s| (32..=256).contains(&s.len()));
         if webhook.url.len() > 2048
@@ -211,48 +280,19 @@ pub async fn launch_agent(
         }
     }
     let target = body.target.unwrap_or_default();
-    let starting_ref = body.source.git_ref.filter(|r| !r.trim().is_empty());
-    if let Some(reference) = &starting_ref {
-        BranchName::parse(reference)
-            .map_err(|_| invalid(format!("source.ref {reference:?} is not a valid git ref")))?;
-    }
-    let agent_id = AgentId::generate();
-    let branch_name = match &target.branch_name {
-        Some(name) => BranchName::parse(name).map_err(invalid)?,
-        None => BranchName::generated(&prompt, &agent_id),
-    };
-    let principal = caller.principal();
-    let team_id = principal.team_id();
-    let usable = app.store.usable_repositories(team_id, caller_user(principal)).await?;
-    let Some(authorized) = usable.iter().find(|u| u.repository.url == repository) else {
-        // A service account sees only team-level integrations; say so when the repository is
-        // authorized, but only personally.
-        if caller_user(principal).is_none()
-            && app.store.repository_in_personal_integration(team_id, &repository).await?
-        {
-            return Err(ApiError::TeamIntegrationRequired);
-        }
-        return Err(ApiError::RepositoryAccess(format!(
-            "Repository {repository} is not authorized by an integration you can use"
-        )));
-    };
-    let new = NewAgent {
-        id: agent_id,
-        name: prompt.title(),
-        integration_id: authorized.integration_id.clone(),
-        repository_url: repository,
-        clone_url: authorized.repository.effective_clone_url().to_owned(),
-        starting_ref,
-        branch_name,
+    let spec = LaunchSpec {
+        agent_id: AgentId::generate(),
+        prompt,
+        repository,
+        starting_ref: body.source.git_ref,
+        branch_name: target.branch_name,
         model,
         auto_create_pr: target.auto_create_pr,
         webhook_url: body.webhook.as_ref().map(|w| w.url.clone()),
         webhook_secret: body.webhook.and_then(|w| w.secret),
+        create_digest: None,
     };
-    let created = app
-        .store
-        .create_agent(team_id, &new, &RunId::generate(), &prompt, principal, &caller.audit_context())
-        .await?;
+    let created = launch(&app, &caller, spec).await?;
     Ok((StatusCode::CREATED, Json(agent_body(&app, &created))))
 }
 

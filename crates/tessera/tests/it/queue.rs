@@ -37,6 +37,7 @@ async fn queue_runs(app: &TestApp, team: &TeamFixture, n_runs: usize) -> Vec<Run
             auto_create_pr: false,
             webhook_url: None,
             webhook_secret: None,
+            create_digest: None,
         };
         let run_id = RunId::generate();
         app.store
