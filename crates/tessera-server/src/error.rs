@@ -59,6 +59,8 @@ pub enum ApiError {
     AgentIdConflict,
     #[error("Only a queued or running run can be cancelled")]
     RunNotCancellable,
+    #[error("No such run")]
+    RunNotFound,
     #[error("The stream of this run is past its retention period; read the run instead")]
     StreamExpired,
     #[error("Last-Event-ID does not belong to this run's stream")]
@@ -104,6 +106,7 @@ impl ApiError {
             | ApiError::AgentIdConflict
             | ApiError::RunNotCancellable => StatusCode::CONFLICT,
             ApiError::StreamExpired => StatusCode::GONE,
+            ApiError::RunNotFound => StatusCode::NOT_FOUND,
             ApiError::InvalidLastEventId => StatusCode::BAD_REQUEST,
             ApiError::RepositoryAccess(_) | ApiError::TeamIntegrationRequired => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -138,6 +141,7 @@ impl ApiError {
             ApiError::AgentNotRunning => "agent_not_running",
             ApiError::AgentIdConflict => "agent_id_conflict",
             ApiError::RunNotCancellable => "run_not_cancellable",
+            ApiError::RunNotFound => "run_not_found",
             ApiError::StreamExpired => "stream_expired",
             ApiError::InvalidLastEventId => "invalid_last_event_id",
             ApiError::RepositoryAccess(_) => "repository_access",
@@ -178,6 +182,7 @@ pub const ERROR_CODES: &[&str] = &[
     "agent_not_running",
     "agent_id_conflict",
     "run_not_cancellable",
+    "run_not_found",
     "stream_expired",
     "invalid_last_event_id",
     "repository_access",

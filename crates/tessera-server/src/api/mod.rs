@@ -2,6 +2,7 @@
 //! is generated from the same list that serves requests and cannot miss a route.
 
 pub mod agents_v0;
+pub mod agents_v1;
 pub mod audit;
 pub mod integrations;
 pub mod keys;
@@ -84,6 +85,16 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(agents_v0::followup))
         .routes(routes!(agents_v0::conversation))
         .routes(routes!(agents_v0::models))
+        .routes(routes!(agents_v1::create_agent, agents_v1::list_agents))
+        .routes(routes!(agents_v1::get_agent, agents_v1::delete_agent))
+        .routes(routes!(agents_v1::archive_agent))
+        .routes(routes!(agents_v1::unarchive_agent))
+        .routes(routes!(agents_v1::create_run, agents_v1::list_runs))
+        .routes(routes!(agents_v1::get_run))
+        .routes(routes!(agents_v1::cancel_run))
+        .routes(routes!(agents_v1::stream_run))
+        .routes(routes!(agents_v1::usage))
+        .routes(routes!(agents_v1::models))
         .routes(routes!(integrations::repositories_v1))
 }
 

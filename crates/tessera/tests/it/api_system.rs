@@ -45,6 +45,19 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v0/agents/{id}/followup"),
     ("get", "/v0/agents/{id}/conversation"),
     ("get", "/v0/models"),
+    ("post", "/v1/agents"),
+    ("get", "/v1/agents"),
+    ("get", "/v1/agents/{id}"),
+    ("delete", "/v1/agents/{id}"),
+    ("post", "/v1/agents/{id}/archive"),
+    ("post", "/v1/agents/{id}/unarchive"),
+    ("post", "/v1/agents/{id}/runs"),
+    ("get", "/v1/agents/{id}/runs"),
+    ("get", "/v1/agents/{id}/runs/{runId}"),
+    ("post", "/v1/agents/{id}/runs/{runId}/cancel"),
+    ("get", "/v1/agents/{id}/runs/{runId}/stream"),
+    ("get", "/v1/agents/{id}/usage"),
+    ("get", "/v1/models"),
 ];
 
 on_both_backends! {

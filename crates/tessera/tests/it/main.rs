@@ -8,6 +8,7 @@
 mod harness;
 
 mod agents_v0;
+mod agents_v1;
 mod api_access;
 mod api_audit;
 mod api_auth;
