@@ -341,11 +341,12 @@ impl Store {
         run_from_row(&row)
     }
 
-    /// Agents the viewer may see, newest first.
+    /// Agents the viewer may see, newest first; `started_by` narrows them to one principal.
     pub async fn list_agents(
         &self,
         team_id: &TeamId,
         visibility: &AgentVisibility,
+        started_by: Option<&str>,
         page: &PageRequest,
     ) -> Result<Page<AgentWithRun>, StoreError> {
         let (before_created, before_id) = match &page.after {
@@ -365,13 +366,14 @@ impl Store {
         };
         let rows = sqlx::query(&format!(
             "select {AGENT_COLUMNS} from agents where team_id = $1 and deleted_at is null and {clause} \
-             and {tie_break} order by created_at desc, id desc limit $5"
+             and {tie_break} and ($6 = '' or principal_id = $6) order by created_at desc, id desc limit $5"
         ))
         .bind(team_id.as_str())
         .bind(who)
         .bind(before_created)
         .bind(before_id)
         .bind(i64::from(page.limit) + 1)
+        .bind(started_by.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
         let mut agents = rows.iter().map(agent_from_row).collect::<Result<Vec<_>, _>>()?;

@@ -305,6 +305,8 @@ pub struct ListAgentsQuery {
     pub cursor: Option<String>,
     /// Only agents working on this pull request (none, for the git provider).
     pub pr_url: Option<String>,
+    /// Only agents this service account started (owners and admins see every service account's).
+    pub service_account_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -330,7 +332,7 @@ pub async fn list_agents(
         return Ok(Json(AgentListV0 { agents: Vec::new(), next_cursor: None }));
     }
     let listed =
-        app.store.list_agents(caller.principal().team_id(), &visibility(caller.principal()), &page).await?;
+        app.store.list_agents(caller.principal().team_id(), &visibility(caller.principal()), query.service_account_id.as_deref(), &page).await?;
     Ok(Json(AgentListV0 {
         agents: listed.items.iter().map(|a| agent_body(&app, a)).collect(),
         next_cursor: listed.next_cursor,

@@ -325,6 +325,8 @@ pub struct ListAgentsV1Query {
     pub pr_url: Option<String>,
     /// Default true.
     pub include_archived: Option<bool>,
+    /// Only agents this service account started (owners and admins see every service account's).
+    pub service_account_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -350,7 +352,7 @@ pub async fn list_agents(
         return Ok(Json(AgentListV1 { items: Vec::new(), next_cursor: None }));
     }
     let listed =
-        app.store.list_agents(caller.principal().team_id(), &visibility(caller.principal()), &page).await?;
+        app.store.list_agents(caller.principal().team_id(), &visibility(caller.principal()), query.service_account_id.as_deref(), &page).await?;
     let include_archived = query.include_archived.unwrap_or(true);
     Ok(Json(AgentListV1 {
         items: listed

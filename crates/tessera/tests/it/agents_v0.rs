@@ -145,6 +145,17 @@ on_both_backends_with_worker! {
         assert_eq!(listed(team.owner_key.clone()).await, sorted(vec![by_sa.clone(), by_owner.clone()]));
         assert_eq!(listed(admin_key.clone()).await, sorted(vec![by_sa.clone()]), "admins see service accounts' runs");
         assert_eq!(listed(member_key.clone()).await, vec![by_member.clone()]);
+        // Admins can narrow the listing to one service account; archiving the account keeps
+        // its runs visible to them.
+        let (second_sa, _, second_sa_key) = app.service_account(&team.owner_key, "Second Bot").await;
+        let by_second = launch(second_sa_key).await;
+        let filtered = app.as_key(&admin_key).get(&format!("/v0/agents?serviceAccountId={second_sa}")).await;
+        let filtered_ids: Vec<&str> = filtered.body["agents"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap()).collect();
+        assert_eq!(filtered_ids, [by_second.as_str()]);
+        assert_eq!(app.as_key(&team.owner_key).post_empty(&format!("/v1/service-accounts/{second_sa}/archive")).await.status, 200);
+        assert_eq!(app.as_key(&admin_key).get(&format!("/v0/agents/{by_second}")).await.status, 200);
+        let v1 = app.as_key(&admin_key).get(&format!("/v1/agents?serviceAccountId={second_sa}")).await;
+        assert_eq!(v1.body["items"][0]["id"], by_second.as_str());
         assert_eq!(listed(sa_key.clone()).await, vec![by_sa.clone()]);
         let member = app.as_key(&member_key);
         for hidden in [&by_sa, &by_owner] {
