@@ -19,6 +19,7 @@ pub fn mint_key(
         digest: hasher.digest_plain(&plain),
         masked: plain.masked(),
         expires_at,
+        worker: false,
     };
     (plain, row)
 }

@@ -120,8 +120,28 @@ impl App {
             tokio::spawn(auth::failures::run_writer(store.clone(), failure_events, shutdown_rx.clone()));
         let mut tasks = vec![flusher, writer];
         if let Some(worker) = config.embedded_worker.clone() {
-            tasks.push(tokio::spawn(worker::run_worker(store.clone(), clock.clone(), worker, shutdown_rx)));
+            let run = worker::run_worker(store.clone(), clock.clone(), worker, shutdown_rx.clone());
+            tasks.push(tokio::spawn(async move {
+                let _ = run.await;
+            }));
         }
+        // Runs whose worker died are ended (or retried) even when no worker of ours is running.
+        let recovery = {
+            let (store, clock, mut shutdown_rx) = (store.clone(), clock.clone(), shutdown_rx);
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {
+                            if let Err(err) = store.recover_expired_leases(clock.now()).await {
+                                tracing::warn!(error = %err, "Could not recover expired run leases");
+                            }
+                        }
+                        _ = shutdown_rx.changed() => break,
+                    }
+                }
+            })
+        };
+        tasks.push(recovery);
         let rate_limiter = ratelimit::RateLimiter::new(config.rate_limit_per_minute);
         let app = App { store, clock, hasher, verifier, metrics, config, rate_limiter, last_used, failures };
         (AppState(Arc::new(app)), Background { shutdown, tasks })

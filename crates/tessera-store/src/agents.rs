@@ -537,10 +537,12 @@ impl Store {
         Ok(())
     }
 
-    /// Claims the oldest queued run for `worker_id`, with a lease until `now + lease`.
+    /// Claims the oldest queued run for `worker_id`, with a lease until `now + lease`. A worker
+    /// of one team (`tessera worker`) passes its team; the server's own worker passes `None`.
     pub async fn claim_run(
         &self,
         worker_id: &str,
+        team: Option<&TeamId>,
         lease: Duration,
         now: Timestamp,
     ) -> Result<Option<ClaimedRun>, StoreError> {
@@ -552,12 +554,14 @@ impl Store {
         let row = sqlx::query(&format!(
             "update runs set lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, updated_at = $3 \
              where id = (select id from runs where status = 'CREATING' and lease_owner is null \
+                         and ($4 = '' or team_id = $4) \
                          order by created_at, id limit 1 {lock}) \
              returning {RUN_COLUMNS}"
         ))
         .bind(worker_id)
         .bind(now.saturating_add(lease).as_millis())
         .bind(now.as_millis())
+        .bind(team.map_or("", TeamId::as_str))
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {

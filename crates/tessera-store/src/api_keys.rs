@@ -19,7 +19,7 @@ use crate::{ApiKeyRecord, KeyLookup, KeyOwner, KeyUser, NewApiKey, Store, StoreE
 pub const MAX_LIVE_KEYS: i64 = 10;
 
 pub(crate) const KEY_COLUMNS: &str = "id, team_id, service_account_id, user_id, name, masked, created_by, \
-     created_at, expires_at, revoked_at, last_used_at, replaced_by, rate_limit_per_minute";
+     created_at, expires_at, revoked_at, last_used_at, replaced_by, rate_limit_per_minute, permissions";
 
 pub(crate) fn key_from_row(row: &sqlx::any::AnyRow) -> Result<ApiKeyRecord, StoreError> {
     let id: String = row.try_get("id")?;
@@ -41,6 +41,7 @@ pub(crate) fn key_from_row(row: &sqlx::any::AnyRow) -> Result<ApiKeyRecord, Stor
         last_used_at: opt_ts(row.try_get("last_used_at")?),
         replaced_by: replaced_by.map(|id| parse_column(&id, "api_keys.replaced_by")).transpose()?,
         rate_limit_per_minute: row.try_get("rate_limit_per_minute")?,
+        worker: row.try_get::<String, _>("permissions")?.split(' ').any(|p| p == "worker"),
     })
 }
 
@@ -81,8 +82,8 @@ pub(crate) async fn insert_key(
     let (service_account_id, user_id) = owner_columns(owner);
     let row = sqlx::query(&format!(
         "insert into api_keys (id, team_id, service_account_id, user_id, name, digest, masked, \
-         created_by, created_at, expires_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning {KEY_COLUMNS}"
+         created_by, created_at, expires_at, permissions) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning {KEY_COLUMNS}"
     ))
     .bind(key.id.as_str())
     .bind(team_id.as_str())
@@ -94,6 +95,7 @@ pub(crate) async fn insert_key(
     .bind(created_by(context))
     .bind(context.at.as_millis())
     .bind(key.expires_at.map(Timestamp::as_millis))
+    .bind(if key.worker { "worker" } else { "" })
     .fetch_one(&mut *conn)
     .await?;
     key_from_row(&row)
@@ -127,6 +129,7 @@ fn key_details(record: &ApiKeyRecord) -> serde_json::Value {
         "keyName": record.name,
         "maskedKey": record.masked,
         "expiresAt": record.expires_at.map(|t| t.to_rfc3339()),
+        "worker": record.worker,
     })
 }
 
@@ -410,7 +413,7 @@ impl Store {
     pub async fn lookup_key(&self, digest: &KeyDigest) -> Result<Option<KeyLookup>, StoreError> {
         let row = sqlx::query(
             "select k.id, k.digest, k.team_id, t.plan, k.service_account_id, k.user_id, k.name, \
-             k.created_at, k.expires_at, k.revoked_at, k.rate_limit_per_minute, sa.archived_at, \
+             k.created_at, k.expires_at, k.revoked_at, k.rate_limit_per_minute, k.permissions, sa.archived_at, \
              u.role, u.email, u.number, u.name as user_name \
              from api_keys k \
              join teams t on t.id = k.team_id \
@@ -452,6 +455,7 @@ impl Store {
             owner_archived_at: opt_ts(row.try_get("archived_at")?),
             user,
             rate_limit_per_minute: row.try_get("rate_limit_per_minute")?,
+            worker: row.try_get::<String, _>("permissions")?.split(' ').any(|p| p == "worker"),
         }))
     }
 

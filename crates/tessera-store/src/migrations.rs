@@ -15,6 +15,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     (3, "key_rate_limits", include_str!("../migrations/sqlite/0003_key_rate_limits.sql")),
     (4, "agents", include_str!("../migrations/sqlite/0004_agents.sql")),
     (5, "agent_create_digest", include_str!("../migrations/sqlite/0005_agent_create_digest.sql")),
+    (6, "key_permissions", include_str!("../migrations/sqlite/0006_key_permissions.sql")),
 ];
 const POSTGRES: &[(i64, &str, &str)] = &[
     (1, "core", include_str!("../migrations/postgres/0001_core.sql")),
@@ -22,6 +23,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     (3, "key_rate_limits", include_str!("../migrations/postgres/0003_key_rate_limits.sql")),
     (4, "agents", include_str!("../migrations/postgres/0004_agents.sql")),
     (5, "agent_create_digest", include_str!("../migrations/postgres/0005_agent_create_digest.sql")),
+    (6, "key_permissions", include_str!("../migrations/postgres/0006_key_permissions.sql")),
 ];
 
 #[derive(Debug)]

@@ -79,6 +79,8 @@ pub struct ApiKeyRecord {
     pub replaced_by: Option<ApiKeyId>,
     /// Requests per minute; `None` means the server's default.
     pub rate_limit_per_minute: Option<i64>,
+    /// May run `tessera worker` for its team.
+    pub worker: bool,
 }
 
 impl ApiKeyRecord {
@@ -96,6 +98,8 @@ pub struct NewApiKey {
     pub digest: KeyDigest,
     pub masked: String,
     pub expires_at: Option<Timestamp>,
+    /// Grant the worker permission (service-account keys only).
+    pub worker: bool,
 }
 
 /// Everything verification needs to know about a key, read in one query by digest.
@@ -116,6 +120,8 @@ pub struct KeyLookup {
     pub user: Option<KeyUser>,
     /// Requests per minute; `None` means the server's default.
     pub rate_limit_per_minute: Option<i64>,
+    /// May run `tessera worker` for its team.
+    pub worker: bool,
 }
 
 #[derive(Debug, Clone)]

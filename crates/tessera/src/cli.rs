@@ -24,6 +24,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the API server (embedded SQLite in ./tessera-data unless --database-url says otherwise).
     Serve(ServeArgs),
+    /// Run agent runs for one team, as a separate process (needs a service-account key with the
+    /// worker permission, and the database and server secret the servers use).
+    Worker(WorkerArgs),
     /// Operator: create a team with its first owner, and print the owner's API key once.
     Init(InitArgs),
     /// Operator: manage a team's human users.
@@ -130,6 +133,24 @@ pub struct ServeArgs {
     /// Database connection pool size [default: 10]
     #[arg(long, env = "TESSERA_DATABASE_MAX_CONNECTIONS", value_name = "N")]
     pub database_max_connections: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// A service-account key with the worker permission; prefer TESSERA_API_KEY (or CURSOR_API_KEY).
+    #[arg(long, env = "TESSERA_API_KEY", hide_env_values = true, value_name = "KEY")]
+    pub api_key: Option<SecretArg>,
+    /// Where runs check out repositories [default: DATA_DIR/work]
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// How long a claimed run stays this worker's without a heartbeat [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub lease: Option<String>,
+    /// Longest a run may take before it ends EXPIRED [default: 1h]
+    #[arg(long, env = "TESSERA_MAX_RUN_DURATION", value_name = "DURATION")]
+    pub max_run_duration: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -291,6 +312,9 @@ pub enum KeysCommand {
         id: String,
         #[arg(long)]
         name: Option<String>,
+        /// Give the key the worker permission, for `tessera worker`.
+        #[arg(long)]
+        worker: bool,
     },
     /// Revoke one key now.
     Revoke {

@@ -142,9 +142,10 @@ pub async fn service_accounts(
             };
             print_created_key(out, &response, heading);
         }
-        ServiceAccountsCommand::Keys(KeysCommand::Add { client: args, id, name }) => {
+        ServiceAccountsCommand::Keys(KeysCommand::Add { client: args, id, name, worker }) => {
             let api = client(args, file)?;
-            let body = name.as_ref().map(|name| json!({ "name": name }));
+            let permissions: Vec<&str> = if *worker { vec!["worker"] } else { Vec::new() };
+            let body = Some(json!({ "name": name, "permissions": permissions }));
             let response = api.post(&format!("/v1/service-accounts/{}/api-keys", segment(id)?), body).await?;
             print_created_key(out, &response, format!("Added a key to {id}."));
         }

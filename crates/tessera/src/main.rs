@@ -45,6 +45,7 @@ async fn run(cli: Cli, out: Output) -> anyhow::Result<()> {
     let file = FileSettings::load(cli.config.as_deref())?;
     match &cli.command {
         Command::Serve(args) => operator::serve(args, &file).await,
+        Command::Worker(args) => operator::worker(args, &file).await,
         Command::Init(args) => operator::init(args, &file, &out).await,
         Command::Users(UsersCommand::Add(args)) => operator::users_add(args, &file, &out).await,
         Command::Teams(TeamsCommand::SetPlan(args)) => operator::set_plan(args, &file, &out).await,

@@ -17,7 +17,7 @@ use tessera_store::teams::NewTeam;
 use tessera_store::users::NewUser;
 use tessera_store::{Store, StoreError};
 
-use crate::cli::{DatabaseArgs, InitArgs, ServeArgs, SetPlanArgs, UsersAddArgs};
+use crate::cli::{DatabaseArgs, InitArgs, ServeArgs, SetPlanArgs, UsersAddArgs, WorkerArgs};
 use crate::exit::CliError;
 use crate::output::Output;
 use crate::settings::{DatabaseSettings, FileSettings, LogFormat, ServeSettings, key_cache_ttl};
@@ -40,6 +40,52 @@ pub async fn serve(args: &ServeArgs, file: &FileSettings) -> anyhow::Result<()> 
     background.shutdown().await;
     store.close().await;
     Ok(())
+}
+
+pub async fn worker(args: &WorkerArgs, file: &FileSettings) -> anyhow::Result<()> {
+    init_logging(LogFormat::Text, tracing::Level::INFO);
+    let settings = DatabaseSettings::resolve(&args.database, file, Some(4));
+    settings.prepare_data_dir()?;
+    let secret = settings.load_secret()?;
+    let key = args
+        .api_key
+        .clone()
+        .map(|k| k.0)
+        .or_else(|| std::env::var("CURSOR_API_KEY").ok())
+        .ok_or(CliError::NoApiKey)?;
+    let parsed = tessera_domain::api_key::ParsedApiKey::parse(key.trim()).map_err(|_| CliError::Api {
+        status: 401,
+        code: "unauthorized".into(),
+        message: "Invalid API key".into(),
+    })?;
+    let digest = tessera_domain::api_key::KeyHasher::new(&secret.api_key_digest_key()).digest_parsed(&parsed);
+    let store = Store::open(&settings.store_options(), &secret).await.context("opening the database")?;
+    let team = tessera_server::worker::authorize_worker_key(&store, &digest, SystemClock.now())
+        .await
+        .map_err(|reason| CliError::Api { status: 401, code: "unauthorized".into(), message: reason })?;
+    let mut config = tessera_server::worker::WorkerConfig::new(
+        args.work_dir.clone().unwrap_or_else(|| settings.data_dir.join("work")),
+    );
+    if let Some(lease) = &args.lease {
+        config.lease = crate::settings::parse_duration(lease, "--lease")?;
+        config.heartbeat_interval = (config.lease / 4).min(config.heartbeat_interval);
+    }
+    if let Some(max) = args.max_run_duration.as_ref().or(file.max_run_duration.as_ref()) {
+        config.max_run_duration = crate::settings::parse_duration(max, "max_run_duration")?;
+    }
+    config.team = Some(team.clone());
+    config.credential = Some(digest);
+    tracing::info!(team.id = %team, worker.id = %config.id, "Worker for team {team} is waiting for runs");
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = shutdown.send(true);
+    });
+    let outcome =
+        tessera_server::worker::run_worker(store.clone(), Arc::new(SystemClock), config, shutdown_rx).await;
+    store.close().await;
+    outcome
+        .map_err(|reason| CliError::Api { status: 401, code: "unauthorized".into(), message: reason }.into())
 }
 
 async fn shutdown_signal() {

@@ -331,8 +331,15 @@ pub async fn list_agents(
     if query.pr_url.is_some() {
         return Ok(Json(AgentListV0 { agents: Vec::new(), next_cursor: None }));
     }
-    let listed =
-        app.store.list_agents(caller.principal().team_id(), &visibility(caller.principal()), query.service_account_id.as_deref(), &page).await?;
+    let listed = app
+        .store
+        .list_agents(
+            caller.principal().team_id(),
+            &visibility(caller.principal()),
+            query.service_account_id.as_deref(),
+            &page,
+        )
+        .await?;
     Ok(Json(AgentListV0 {
         agents: listed.items.iter().map(|a| agent_body(&app, a)).collect(),
         next_cursor: listed.next_cursor,

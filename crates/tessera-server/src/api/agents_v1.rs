@@ -351,8 +351,15 @@ pub async fn list_agents(
     if query.pr_url.is_some() {
         return Ok(Json(AgentListV1 { items: Vec::new(), next_cursor: None }));
     }
-    let listed =
-        app.store.list_agents(caller.principal().team_id(), &visibility(caller.principal()), query.service_account_id.as_deref(), &page).await?;
+    let listed = app
+        .store
+        .list_agents(
+            caller.principal().team_id(),
+            &visibility(caller.principal()),
+            query.service_account_id.as_deref(),
+            &page,
+        )
+        .await?;
     let include_archived = query.include_archived.unwrap_or(true);
     Ok(Json(AgentListV1 {
         items: listed

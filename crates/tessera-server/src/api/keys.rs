@@ -48,7 +48,13 @@ pub async fn create_service_account_key(
     let team_id = caller.principal().team_id();
     let account = app.store.service_account(team_id, &id, caller.now).await?;
     let name = key_name(body.name.as_deref(), &account.account.name)?;
-    let (plain, key) = mint_key(&app.hasher, KeyKind::ServiceAccount, &name, None);
+    let worker = match body.permissions.as_deref() {
+        None | Some([]) => false,
+        Some([only]) if only == "worker" => true,
+        Some(_) => return Err(ApiError::Validation("permissions may only be [\"worker\"]".into())),
+    };
+    let (plain, mut key) = mint_key(&app.hasher, KeyKind::ServiceAccount, &name, None);
+    key.worker = worker;
     let record = app.store.add_service_account_key(team_id, &id, &key, &caller.audit_context()).await?;
     Ok((StatusCode::CREATED, Json(CreateKeyResponse { api_key: CreatedApiKey::new(&record, &plain) })))
 }
@@ -81,9 +87,11 @@ pub async fn rotate_service_account_key(
     };
     let team_id = caller.principal().team_id();
     let account = app.store.service_account(team_id, &id, caller.now).await?;
-    let old_name = account.keys.iter().find(|k| k.id == key_id).map(|k| k.name.clone());
-    let name = old_name.unwrap_or_else(|| account.account.name.clone());
-    let (plain, key) = mint_key(&app.hasher, KeyKind::ServiceAccount, &name, None);
+    let old = account.keys.iter().find(|k| k.id == key_id);
+    let name = old.map_or_else(|| account.account.name.clone(), |k| k.name.clone());
+    // The successor keeps what the old key could do.
+    let (plain, mut key) = mint_key(&app.hasher, KeyKind::ServiceAccount, &name, None);
+    key.worker = old.is_some_and(|k| k.worker);
     let rotation = app
         .store
         .rotate_service_account_key(team_id, &id, &key_id, &key, grace, &caller.audit_context())
@@ -189,6 +197,9 @@ pub async fn create_my_key(
 ) -> ApiResult<(StatusCode, Json<CreateKeyResponse>)> {
     let user_id = own_user(&caller)?;
     let name = key_name(body.name.as_deref(), "default")?;
+    if body.permissions.as_ref().is_some_and(|p| !p.is_empty()) {
+        return Err(ApiError::Validation("only service-account keys take permissions".into()));
+    }
     let (plain, key) = mint_key(&app.hasher, KeyKind::User, &name, None);
     let record =
         app.store.add_user_key(caller.principal().team_id(), &user_id, &key, &caller.audit_context()).await?;

@@ -48,6 +48,8 @@ pub struct MaskedApiKey {
     pub expires_at: Option<Timestamp>,
     /// The key's own rate limit in requests per minute; `null` means the server's default.
     pub rate_limit_per_minute: Option<i64>,
+    /// Extra permissions: `worker` lets the key run `tessera worker` for its team.
+    pub permissions: Vec<&'static str>,
 }
 
 impl From<&ApiKeyRecord> for MaskedApiKey {
@@ -60,6 +62,7 @@ impl From<&ApiKeyRecord> for MaskedApiKey {
             last_used_at: key.last_used_at,
             expires_at: key.expires_at,
             rate_limit_per_minute: key.rate_limit_per_minute,
+            permissions: if key.worker { vec!["worker"] } else { Vec::new() },
         }
     }
 }
@@ -200,6 +203,8 @@ pub struct ArchiveResponse {
 pub struct CreateKeyRequest {
     /// Label for the key; defaults to the account's name.
     pub name: Option<String>,
+    /// `["worker"]` lets the key run `tessera worker` for its team (service-account keys only).
+    pub permissions: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -34,6 +34,11 @@ pub struct WorkerConfig {
     pub heartbeat_interval: Duration,
     pub poll_interval: Duration,
     pub max_run_duration: Duration,
+    /// Only runs of this team (a `tessera worker` process); `None` for the server's own worker.
+    pub team: Option<tessera_domain::ids::TeamId>,
+    /// The digest of the key this worker runs under; re-checked before every claim, so
+    /// revoking the key stops the worker.
+    pub credential: Option<tessera_domain::api_key::KeyDigest>,
 }
 
 impl WorkerConfig {
@@ -45,6 +50,8 @@ impl WorkerConfig {
             heartbeat_interval: Duration::from_secs(1),
             poll_interval: Duration::from_millis(500),
             max_run_duration: Duration::from_secs(3600),
+            team: None,
+            credential: None,
         }
     }
 }
@@ -129,13 +136,37 @@ impl RunControl {
     }
 }
 
-/// Claims and executes runs until `shutdown` flips.
+/// Whether a worker key (still) may run workers: live, a service account's, with the worker
+/// permission, on an Enterprise team. Returns the key's team.
+pub async fn authorize_worker_key(
+    store: &Store,
+    digest: &tessera_domain::api_key::KeyDigest,
+    now: tessera_domain::time::Timestamp,
+) -> Result<tessera_domain::ids::TeamId, String> {
+    let lookup =
+        store.lookup_key(digest).await.map_err(|e| e.to_string())?.ok_or("the worker key is not known")?;
+    let live = lookup.revoked_at.is_none()
+        && lookup.owner_archived_at.is_none()
+        && lookup.expires_at.is_none_or(|expires_at| expires_at > now);
+    if !live {
+        return Err("the worker key was revoked, expired or archived".into());
+    }
+    if !matches!(lookup.owner, tessera_store::KeyOwner::ServiceAccount(_)) || !lookup.worker {
+        return Err("the key is not a service-account key with the worker permission".into());
+    }
+    if !lookup.team_plan.allows_service_accounts() {
+        return Err("the key's team is not on the Enterprise plan".into());
+    }
+    Ok(lookup.team_id)
+}
+
+/// Claims and executes runs until `shutdown` flips, or the worker's key stops being valid.
 pub async fn run_worker(
     store: Store,
     clock: Arc<dyn Clock>,
     config: WorkerConfig,
     mut shutdown: watch::Receiver<bool>,
-) {
+) -> Result<(), String> {
     tracing::info!(worker.id = %config.id, "Worker started");
     let mut last_recovery = Instant::now() - Duration::from_secs(60);
     while !*shutdown.borrow() {
@@ -145,7 +176,13 @@ pub async fn run_worker(
                 tracing::warn!(error = %err, "Could not recover expired leases");
             }
         }
-        match store.claim_run(&config.id, config.lease, clock.now()).await {
+        if let Some(digest) = &config.credential
+            && let Err(reason) = authorize_worker_key(&store, digest, clock.now()).await
+        {
+            tracing::error!(worker.id = %config.id, "Worker stopping: {reason}");
+            return Err(reason);
+        }
+        match store.claim_run(&config.id, config.team.as_ref(), config.lease, clock.now()).await {
             Ok(Some(claimed)) => execute(&store, &clock, &config, claimed, shutdown.clone()).await,
             Ok(None) => {
                 tokio::select! {
@@ -160,6 +197,7 @@ pub async fn run_worker(
         }
     }
     tracing::info!(worker.id = %config.id, "Worker stopped");
+    Ok(())
 }
 
 async fn execute(

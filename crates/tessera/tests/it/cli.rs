@@ -116,6 +116,7 @@ fn every_command_has_help() {
     for args in [
         vec!["--help"],
         vec!["serve", "--help"],
+        vec!["worker", "--help"],
         vec!["init", "--help"],
         vec!["users", "add", "--help"],
         vec!["teams", "set-plan", "--help"],
@@ -495,6 +496,176 @@ fn revocation_reaches_another_server_process_on_postgres() {
         &["--database-url", &url, "--secret-file", secret_file.to_str().unwrap()],
         &[],
     );
+    runtime.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::query(&format!("drop schema {schema} cascade")).execute(&mut conn).await.unwrap();
+    });
+}
+
+/// Polls an agent (v0) until `done(status)` or 30 s pass; returns the last status.
+fn wait_agent(url: &str, key: &str, id: &str, done: impl Fn(&str) -> bool) -> Value {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body: Value = runtime.block_on(async {
+            reqwest::Client::new()
+                .get(format!("{url}/v0/agents/{id}"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        });
+        if done(body["status"].as_str().unwrap_or("")) || Instant::now() > deadline {
+            return body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn post_json(url: &str, key: &str, body: Value) -> Value {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let response = reqwest::Client::new().post(url).bearer_auth(key).json(&body).send().await.unwrap();
+        assert!(response.status().is_success(), "{url}: {}", response.status());
+        response.json().await.unwrap()
+    })
+}
+
+fn crash_a_worker(database_args: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = crate::harness::GitFixture::new();
+    let init = json_of(&tessera(
+        &[&["init", "--team", "Acme", "--admin-email", "ops@acme.test", "--json"][..], database_args]
+            .concat(),
+        &[],
+    ));
+    let owner_key = init["apiKey"]["key"].as_str().unwrap().to_owned();
+    let server = Server::start(&[database_args, &["--embedded-worker", "false"]].concat(), &[], dir.path());
+    let url = server.url.clone();
+    let as_owner = [("TESSERA_URL", url.as_str()), ("TESSERA_API_KEY", owner_key.as_str())];
+    let created = json_of(&tessera(&["service-accounts", "create", "Runner", "--json"], &as_owner));
+    let sa_id = created["serviceAccount"]["id"].as_str().unwrap().to_owned();
+    let sa_key = created["apiKey"]["key"].as_str().unwrap().to_owned();
+    let worker_key =
+        json_of(&tessera(&["service-accounts", "keys", "add", &sa_id, "--worker", "--json"], &as_owner));
+    assert_eq!(worker_key["apiKey"]["id"].as_str().map(|s| s.starts_with("key_")), Some(true));
+    let worker_key_id = worker_key["apiKey"]["id"].as_str().unwrap().to_owned();
+    let worker_key = worker_key["apiKey"]["key"].as_str().unwrap().to_owned();
+    let repo = format!("https://github.com/acme/widgets={}", fixture.clone_url);
+    assert_eq!(
+        code(&tessera(
+            &["integrations", "add-git", "--scope", "team", "--name", "Acme", "--repo", &repo],
+            &as_owner
+        )),
+        0
+    );
+
+    // A key without the worker permission cannot run a worker.
+    let refused =
+        tessera(&[&["worker"][..], database_args].concat(), &[("TESSERA_API_KEY", sa_key.as_str())]);
+    assert_eq!(code(&refused), 3, "{}", String::from_utf8_lossy(&refused.stderr));
+
+    let spawn_worker = || {
+        let mut command = Command::new(BIN);
+        command.arg("worker").args(database_args).args([
+            "--lease",
+            "2s",
+            "--work-dir",
+            dir.path().join("work").to_str().unwrap(),
+        ]);
+        command.env("TESSERA_API_KEY", &worker_key).stdout(Stdio::null()).stderr(Stdio::null());
+        command.spawn().unwrap()
+    };
+    let mut worker = spawn_worker();
+    let launch = |prompt: &str| {
+        let body = serde_json::json!({ "prompt": { "text": prompt }, "source": { "repository": "https://github.com/acme/widgets" } });
+        post_json(&format!("{url}/v0/agents"), &sa_key, body)["id"].as_str().unwrap().to_owned()
+    };
+    let sleeper = launch("Working\n@sleep 60");
+    assert_eq!(wait_agent(&url, &sa_key, &sleeper, |s| s != "CREATING")["status"], "RUNNING");
+    // Kill the worker mid-run: its lease runs out, and the run ends in ERROR with a reason.
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let ended = wait_agent(&url, &sa_key, &sleeper, |s| s != "RUNNING");
+    assert_eq!(ended["status"], "ERROR", "{ended}");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runs: Value = runtime.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{url}/v1/agents/{sleeper}/runs"))
+            .bearer_auth(&sa_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert!(runs["items"][0]["result"].as_str().unwrap().contains("stopped responding"), "{runs}");
+
+    // A new worker picks up new work and pushes the branch.
+    let mut worker = spawn_worker();
+    let writer = launch("@write from-worker.txt\nhello\n@end\nDone");
+    let finished = wait_agent(&url, &sa_key, &writer, |s| s != "CREATING" && s != "RUNNING");
+    assert_eq!(finished["status"], "FINISHED", "{finished}");
+    let branch = finished["target"]["branchName"].as_str().unwrap();
+    assert_eq!(fixture.file_on(branch, "from-worker.txt").as_deref(), Some("hello\n"));
+    // Revoking the worker's key stops the worker.
+    assert_eq!(code(&tessera(&["service-accounts", "keys", "revoke", &sa_id, &worker_key_id], &as_owner)), 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut exit = None;
+    while exit.is_none() && Instant::now() < deadline {
+        exit = worker.try_wait().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(exit.and_then(|s| s.code()), Some(3), "the worker exits when its key is revoked");
+}
+
+#[test]
+fn a_killed_worker_process_leaves_no_run_running_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    crash_a_worker(&["--data-dir", &data]);
+}
+
+#[test]
+fn a_killed_worker_process_leaves_no_run_running_on_postgres() {
+    let admin_url = std::env::var("TESSERA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| crate::harness::DEFAULT_PG_URL.to_owned());
+    let schema = format!("cli_{}", crate::harness::uuid_simple());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let reachable = runtime.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&admin_url).await.ok()?;
+        sqlx::query(&format!("create schema {schema}")).execute(&mut conn).await.ok()
+    });
+    if reachable.is_none() {
+        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(
+            !in_ci && std::env::var("TESSERA_TEST_SKIP_POSTGRES").is_ok_and(|v| v == "1"),
+            "PostgreSQL unreachable at {admin_url}"
+        );
+        eprintln!("SKIPPING PostgreSQL worker test: TESSERA_TEST_SKIP_POSTGRES=1");
+        return;
+    }
+    let separator = if admin_url.contains('?') { '&' } else { '?' };
+    let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("secret");
+    let data = dir.path().join("data");
+    crash_a_worker(&[
+        "--database-url",
+        &url,
+        "--secret-file",
+        secret_file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
     runtime.block_on(async {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();

@@ -58,7 +58,7 @@ on_both_backends! {
             let store = app.store.clone();
             workers.push(tokio::spawn(async move {
                 let mut claimed = Vec::new();
-                while let Some(run) = store.claim_run(&format!("w{worker}"), Duration::from_secs(30), SystemClock.now()).await.unwrap() {
+                while let Some(run) = store.claim_run(&format!("w{worker}"), None, Duration::from_secs(30), SystemClock.now()).await.unwrap() {
                     claimed.push(run.run.id);
                 }
                 claimed
@@ -77,10 +77,10 @@ on_both_backends! {
         let queued = queue_runs(&app, &team, 2).await;
         let lease = Duration::from_millis(200);
         // The first run starts, then its worker dies.
-        let started = app.store.claim_run("dead-1", lease, SystemClock.now()).await.unwrap().unwrap();
+        let started = app.store.claim_run("dead-1", None, lease, SystemClock.now()).await.unwrap().unwrap();
         app.store.start_run(&started.run.id, "dead-1", SystemClock.now()).await.unwrap();
         // The second is claimed, but its worker dies before starting it.
-        let unstarted = app.store.claim_run("dead-2", lease, SystemClock.now()).await.unwrap().unwrap();
+        let unstarted = app.store.claim_run("dead-2", None, lease, SystemClock.now()).await.unwrap().unwrap();
         assert_eq!((started.run.id.clone(), unstarted.run.id.clone()), (queued[0].clone(), queued[1].clone()));
         tokio::time::sleep(Duration::from_millis(300)).await;
         app.store.recover_expired_leases(SystemClock.now()).await.unwrap();
@@ -89,12 +89,12 @@ on_both_backends! {
         assert!(failed.error_message.unwrap().contains("stopped responding"));
         assert!(app.store.heartbeat(&queued[0], "dead-1", lease, SystemClock.now()).await.is_err(), "the dead worker lost it");
         // The unstarted run is queued again and claimed by a second worker…
-        let retried = app.store.claim_run("alive", lease, SystemClock.now()).await.unwrap().unwrap();
+        let retried = app.store.claim_run("alive", None, lease, SystemClock.now()).await.unwrap().unwrap();
         assert_eq!((retried.run.id.clone(), retried.run.attempts), (queued[1].clone(), 2));
         // …and if that worker dies too, the run ends in ERROR instead of looping.
         tokio::time::sleep(Duration::from_millis(300)).await;
         app.store.recover_expired_leases(SystemClock.now()).await.unwrap();
         assert_eq!(app.store.run(&queued[1]).await.unwrap().status, RunStatus::Error);
-        assert!(app.store.claim_run("alive", lease, SystemClock.now()).await.unwrap().is_none());
+        assert!(app.store.claim_run("alive", None, lease, SystemClock.now()).await.unwrap().is_none());
     }
 }

@@ -29,7 +29,7 @@ on_both_backends! {
         let same = ServerSecret::from_hex(&app.secret_hex).unwrap();
         let reopened = Store::open(&options, &same).await.expect("reopen with the same secret");
         reopened.close().await;
-        assert_eq!(app.count("_sqlx_migrations").await, 5);
+        assert_eq!(app.count("_sqlx_migrations").await, 6);
         let other = Store::open(&options, &ServerSecret::generate()).await;
         assert!(matches!(other, Err(StoreError::SecretMismatch)), "{other:?}");
     }
