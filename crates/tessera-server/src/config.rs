@@ -23,6 +23,19 @@ pub struct ServerConfig {
     pub embedded_worker: Option<crate::worker::WorkerConfig>,
     /// The base URL agents' `url` fields point at.
     pub public_url: String,
+    /// Agent CLIs clients may select as models (besides `tessera-scripted`).
+    pub agent_backends: Vec<crate::worker::command::CommandBackend>,
+}
+
+impl ServerConfig {
+    /// The models clients may select; the first is what `default` (or no model) means.
+    pub fn models(&self) -> Vec<String> {
+        self.agent_backends
+            .iter()
+            .map(|b| b.model.clone())
+            .chain(std::iter::once(crate::worker::scripted::MODEL.to_owned()))
+            .collect()
+    }
 }
 
 impl Default for ServerConfig {
@@ -37,6 +50,7 @@ impl Default for ServerConfig {
             rate_limit_per_minute: 1200,
             embedded_worker: None,
             public_url: "http://127.0.0.1:8080".to_owned(),
+            agent_backends: Vec::new(),
         }
     }
 }

@@ -74,6 +74,7 @@ pub async fn worker(args: &WorkerArgs, file: &FileSettings) -> anyhow::Result<()
         config.max_run_duration = crate::settings::parse_duration(max, "max_run_duration")?;
     }
     config.team = Some(team.clone());
+    config.backends = file.agent_backends.clone();
     config.credential = Some(digest);
     tracing::info!(team.id = %team, worker.id = %config.id, "Worker for team {team} is waiting for runs");
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);

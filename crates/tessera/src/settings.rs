@@ -34,6 +34,9 @@ pub struct FileSettings {
     pub embedded_worker: Option<bool>,
     pub public_url: Option<String>,
     pub max_run_duration: Option<String>,
+    /// `[[agent_backends]]` tables: agent CLIs offered as models.
+    #[serde(default)]
+    pub agent_backends: Vec<tessera_server::worker::command::CommandBackend>,
     pub url: Option<String>,
 }
 
@@ -197,6 +200,7 @@ impl ServeSettings {
                 .unwrap_or(defaults.rate_limit_per_minute),
             ..ServerConfig::default()
         };
+        server.agent_backends = file.agent_backends.clone();
         server.public_url = args
             .public_url
             .clone()
@@ -204,6 +208,7 @@ impl ServeSettings {
             .unwrap_or_else(|| format!("http://{listen}"));
         if args.embedded_worker.or(file.embedded_worker).unwrap_or(true) {
             let mut worker = tessera_server::worker::WorkerConfig::new(database.data_dir.join("work"));
+            worker.backends = file.agent_backends.clone();
             worker.max_run_duration = duration(
                 &args.max_run_duration,
                 &file.max_run_duration,

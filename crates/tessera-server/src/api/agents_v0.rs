@@ -22,7 +22,6 @@ use crate::AppState;
 use crate::api::types::page_request;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AppJson, AppQuery, Authenticated};
-use crate::worker::scripted;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -133,11 +132,6 @@ fn invalid(err: impl std::fmt::Display) -> ApiError {
     ApiError::Validation(err.to_string())
 }
 
-/// The models this server can run. `default` is never listed; it means the first of these.
-pub fn configured_models() -> Vec<String> {
-    vec![scripted::MODEL.to_owned()]
-}
-
 fn caller_user(principal: &Principal) -> Option<&UserId> {
     match principal {
         Principal::User { user_id, .. } => Some(user_id),
@@ -186,10 +180,11 @@ pub(crate) struct LaunchSpec {
 }
 
 /// Resolves the model a request names: omitted or `default` means the first configured one.
-pub(crate) fn resolve_model(requested: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn resolve_model(app: &AppState, requested: Option<&str>) -> Result<String, ApiError> {
+    let models = app.config.models();
     match requested {
-        None | Some("default") => Ok(configured_models().remove(0)),
-        Some(model) if configured_models().iter().any(|m| m == model) => Ok(model.to_owned()),
+        None | Some("default") => Ok(models[0].clone()),
+        Some(model) if models.iter().any(|m| m == model) => Ok(model.to_owned()),
         Some(model) => {
             Err(ApiError::Validation(format!("model {model:?} is not one of the configured models")))
         }
@@ -267,7 +262,7 @@ pub async fn launch_agent(
     let raw_repository =
         body.source.repository.as_deref().ok_or_else(|| invalid("source.repository is required"))?;
     let repository = RepositoryUrl::parse(raw_repository).map_err(invalid)?;
-    let model = resolve_model(body.model.as_deref())?;
+    let model = resolve_model(&app, body.model.as_deref())?;
     if let Some(webhook) = &body.webhook {
         let secret_ok = webhook.secret.as_ref().is_none_or(|s| (32..=256).contains(&s.len()));
         if webhook.url.len() > 2048
@@ -488,6 +483,6 @@ pub struct ModelsV0 {
 
 /// The models agents can use here.
 #[utoipa::path(get, path = "/v0/models", tag = "agents-v0", responses((status = 200, body = ModelsV0), (status = 401, body = ErrorBody)))]
-pub async fn models(_caller: Authenticated) -> Json<ModelsV0> {
-    Json(ModelsV0 { models: configured_models() })
+pub async fn models(State(app): State<AppState>, _caller: Authenticated) -> Json<ModelsV0> {
+    Json(ModelsV0 { models: app.config.models() })
 }

@@ -21,9 +21,7 @@ use tessera_store::agents::{Agent, AgentWithRun, Run};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::agents_v0::{
-    LaunchSpec, PromptInput, configured_models, launch, resolve_model, visibility, visible_agent,
-};
+use crate::api::agents_v0::{LaunchSpec, PromptInput, launch, resolve_model, visibility, visible_agent};
 use crate::api::types::page_request;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{AppQuery, Authenticated, OptionalJson};
@@ -260,7 +258,7 @@ pub async fn create_agent(
         return Err(invalid("repos[].prUrl is not supported by the git provider"));
     }
     let repository = RepositoryUrl::parse(&repo.url).map_err(invalid)?;
-    let model = resolve_model(body.model.as_ref().map(|m| m.id.as_str()))?;
+    let model = resolve_model(&app, body.model.as_ref().map(|m| m.id.as_str()))?;
     let work_on_current_branch = body.work_on_current_branch.unwrap_or(false);
     if work_on_current_branch && repo.starting_ref.is_none() {
         return Err(invalid("workOnCurrentBranch needs repos[].startingRef"));
@@ -668,17 +666,20 @@ pub struct ModelsV1 {
 
 /// The models agents can use here.
 #[utoipa::path(get, path = "/v1/models", tag = "agents-v1", responses((status = 200, body = ModelsV1), (status = 401, body = ErrorBody)))]
-pub async fn models(_caller: Authenticated) -> Json<ModelsV1> {
+pub async fn models(State(app): State<AppState>, _caller: Authenticated) -> Json<ModelsV1> {
+    let describe = |id: &str| {
+        if id == crate::worker::scripted::MODEL {
+            "Deterministic built-in model that follows @write/@append/@delete/@sleep/@fail lines".to_owned()
+        } else {
+            "An agent CLI run by this server's workers".to_owned()
+        }
+    };
     Json(ModelsV1 {
-        items: configured_models()
+        items: app
+            .config
+            .models()
             .into_iter()
-            .map(|id| ModelV1 {
-                display_name: id.clone(),
-                description:
-                    "Deterministic built-in model that follows @write/@append/@delete/@sleep/@fail lines"
-                        .into(),
-                id,
-            })
+            .map(|id| ModelV1 { display_name: id.clone(), description: describe(&id), id })
             .collect(),
     })
 }

@@ -9,6 +9,7 @@
 //! requests; the backend checks the flags between steps and during sleeps, so a stop reaches it
 //! within one heartbeat. A run longer than `max_run_duration` ends `EXPIRED`.
 
+pub mod command;
 pub mod git;
 pub mod scripted;
 
@@ -39,6 +40,8 @@ pub struct WorkerConfig {
     /// The digest of the key this worker runs under; re-checked before every claim, so
     /// revoking the key stops the worker.
     pub credential: Option<tessera_domain::api_key::KeyDigest>,
+    /// Agent CLIs, by model; `tessera-scripted` is always there.
+    pub backends: Vec<command::CommandBackend>,
 }
 
 impl WorkerConfig {
@@ -52,6 +55,7 @@ impl WorkerConfig {
             max_run_duration: Duration::from_secs(3600),
             team: None,
             credential: None,
+            backends: Vec::new(),
         }
     }
 }
@@ -312,9 +316,15 @@ async fn perform(
         StoreError::LeaseLost => BackendError::LeaseLost,
         other => BackendError::Failed(other.to_string()),
     })?;
-    let output = match agent.model.as_str() {
-        scripted::MODEL => scripted::run(&run.prompt, workdir, control).await?,
-        other => return Err(BackendError::Failed(format!("no backend is configured for model {other:?}"))),
+    let output = match config.backends.iter().find(|b| b.model == agent.model) {
+        Some(backend) => command::run(backend, &run.prompt, workdir, control).await?,
+        None if agent.model == scripted::MODEL => scripted::run(&run.prompt, workdir, control).await?,
+        None => {
+            return Err(BackendError::Failed(format!(
+                "no backend on this worker runs model {:?}",
+                agent.model
+            )));
+        }
     };
     control.check()?;
     git::git(workdir, &["add", "--all"]).await?;

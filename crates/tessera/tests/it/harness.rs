@@ -168,6 +168,7 @@ pub fn test_config() -> ServerConfig {
         rate_limit_per_minute: 1200,
         embedded_worker: None,
         public_url: "http://tessera.test".to_owned(),
+        agent_backends: Vec::new(),
     }
 }
 
@@ -185,13 +186,23 @@ impl TestApp {
 
     /// A worker whose runs expire after `max_run_duration`.
     pub async fn spawn_with_worker_limited(backend: Backend, max_run_duration: Duration) -> Option<TestApp> {
+        TestApp::spawn_with_worker_using(backend, max_run_duration, Vec::new()).await
+    }
+
+    /// A worker with agent CLIs configured as models.
+    pub async fn spawn_with_worker_using(
+        backend: Backend,
+        max_run_duration: Duration,
+        agent_backends: Vec<tessera_server::worker::command::CommandBackend>,
+    ) -> Option<TestApp> {
         let work_dir = tempfile::tempdir().expect("work dir");
         let mut worker = tessera_server::worker::WorkerConfig::new(work_dir.path().to_path_buf());
         worker.lease = Duration::from_secs(3);
         worker.heartbeat_interval = Duration::from_millis(200);
         worker.poll_interval = Duration::from_millis(100);
         worker.max_run_duration = max_run_duration;
-        let config = ServerConfig { embedded_worker: Some(worker), ..test_config() };
+        worker.backends = agent_backends.clone();
+        let config = ServerConfig { embedded_worker: Some(worker), agent_backends, ..test_config() };
         let mut app = TestApp::spawn_with_config(backend, config).await?;
         app._work_dir = Some(work_dir);
         Some(app)

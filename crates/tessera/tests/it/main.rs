@@ -7,6 +7,7 @@
 
 mod harness;
 
+mod agents_command;
 mod agents_v0;
 mod agents_v1;
 mod api_access;
