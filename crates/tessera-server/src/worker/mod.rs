@@ -171,6 +171,9 @@ pub async fn run_worker(
     config: WorkerConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
+    // Git runs in several directories; a relative work root would mean a different place in each.
+    let mut config = config;
+    config.work_root = std::path::absolute(&config.work_root).unwrap_or(config.work_root);
     tracing::info!(worker.id = %config.id, "Worker started");
     let mut last_recovery = Instant::now() - Duration::from_secs(60);
     while !*shutdown.borrow() {

@@ -55,6 +55,10 @@ struct Server {
 
 impl Server {
     fn start(args: &[&str], envs: &[(&str, &str)], log_dir: &Path) -> Server {
+        Server::start_in(None, args, envs, log_dir)
+    }
+
+    fn start_in(cwd: Option<&Path>, args: &[&str], envs: &[(&str, &str)], log_dir: &Path) -> Server {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let log = log_dir.join(format!("serve-{port}.log"));
@@ -62,6 +66,9 @@ impl Server {
         command.arg("serve").args(args).arg("--listen").arg(&listen);
         command.envs(envs.iter().copied()).env_remove("TESSERA_LISTEN");
         command.stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+        if let Some(cwd) = cwd {
+            command.current_dir(cwd);
+        }
         let child = command.spawn().expect("spawn serve");
         let server = Server { child, url: format!("http://{listen}"), log };
         server.wait_ready();
@@ -671,4 +678,42 @@ fn a_killed_worker_process_leaves_no_run_running_on_postgres() {
         let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
         sqlx::query(&format!("drop schema {schema} cascade")).execute(&mut conn).await.unwrap();
     });
+}
+
+/// The README's defaults: no flags, `./tessera-data` relative to where you run it, and the
+/// embedded worker running an agent on a local repository.
+#[test]
+fn the_defaults_run_an_agent_from_a_relative_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = crate::harness::GitFixture::new();
+    let mut init = Command::new(BIN);
+    init.args(["init", "--team", "Acme", "--admin-email", "ops@acme.test", "--json"]).current_dir(dir.path());
+    for var in ["TESSERA_DATA_DIR", "TESSERA_DATABASE_URL", "TESSERA_CONFIG", "TESSERA_SECRET"] {
+        init.env_remove(var);
+    }
+    let init = json_of(&init.output().unwrap());
+    let owner_key = init["apiKey"]["key"].as_str().unwrap().to_owned();
+    let server = Server::start_in(Some(dir.path()), &[], &[], dir.path());
+    assert!(dir.path().join("tessera-data/tessera.db").exists());
+    let as_owner = [("TESSERA_URL", server.url.as_str()), ("TESSERA_API_KEY", owner_key.as_str())];
+    let repo = format!("https://github.com/acme/widgets={}", fixture.clone_url);
+    assert_eq!(
+        code(&tessera(
+            &["integrations", "add-git", "--scope", "team", "--name", "W", "--repo", &repo],
+            &as_owner
+        )),
+        0
+    );
+    let body = serde_json::json!({
+        "prompt": { "text": "@write HELLO.md\nhi\n@end\nAdded HELLO.md" },
+        "source": { "repository": "https://github.com/acme/widgets", "ref": "main" },
+    });
+    let id =
+        post_json(&format!("{}/v0/agents", server.url), &owner_key, body)["id"].as_str().unwrap().to_owned();
+    let finished = wait_agent(&server.url, &owner_key, &id, |s| s != "CREATING" && s != "RUNNING");
+    assert_eq!(finished["status"], "FINISHED", "{finished}\n{}", server.log());
+    assert_eq!(
+        fixture.file_on(finished["target"]["branchName"].as_str().unwrap(), "HELLO.md").as_deref(),
+        Some("hi\n")
+    );
 }
