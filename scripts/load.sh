@@ -74,7 +74,9 @@ run_backend() {
   local owner_key
   owner_key=$("$bin" init --team "Load $backend" --admin-email load@example.test --json "${args[@]}" 2>/dev/null |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["apiKey"]["key"])')
-  "$bin" serve --listen "127.0.0.1:$port" "${args[@]}" >/dev/null 2>"$work/serve-$backend.log" &
+  # No rate limit or worker in the way: this measures the request path itself.
+  "$bin" serve --listen "127.0.0.1:$port" --rate-limit-per-minute 1000000000 --embedded-worker false \
+    "${args[@]}" >/dev/null 2>"$work/serve-$backend.log" &
   server_pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
   local sa_key
