@@ -130,6 +130,9 @@ pub struct ServeArgs {
     /// Longest an agent run may take before it ends EXPIRED [default: 1h]
     #[arg(long, env = "TESSERA_MAX_RUN_DURATION", value_name = "DURATION")]
     pub max_run_duration: Option<String>,
+    /// Git credential-store file for clone URLs that need a password or token
+    #[arg(long, env = "TESSERA_GIT_CREDENTIALS_FILE", value_name = "FILE")]
+    pub git_credentials_file: Option<PathBuf>,
     /// Database connection pool size [default: 10]
     #[arg(long, env = "TESSERA_DATABASE_MAX_CONNECTIONS", value_name = "N")]
     pub database_max_connections: Option<u32>,
@@ -151,6 +154,9 @@ pub struct WorkerArgs {
     /// Longest a run may take before it ends EXPIRED [default: 1h]
     #[arg(long, env = "TESSERA_MAX_RUN_DURATION", value_name = "DURATION")]
     pub max_run_duration: Option<String>,
+    /// Git credential-store file for clone URLs that need a password or token
+    #[arg(long, env = "TESSERA_GIT_CREDENTIALS_FILE", value_name = "FILE")]
+    pub git_credentials_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

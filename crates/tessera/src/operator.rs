@@ -75,6 +75,7 @@ pub async fn worker(args: &WorkerArgs, file: &FileSettings) -> anyhow::Result<()
     }
     config.team = Some(team.clone());
     config.backends = file.agent_backends.clone();
+    config.git_credentials = args.git_credentials_file.clone().or_else(|| file.git_credentials_file.clone());
     config.credential = Some(digest);
     tracing::info!(team.id = %team, worker.id = %config.id, "Worker for team {team} is waiting for runs");
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);

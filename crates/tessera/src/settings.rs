@@ -34,6 +34,7 @@ pub struct FileSettings {
     pub embedded_worker: Option<bool>,
     pub public_url: Option<String>,
     pub max_run_duration: Option<String>,
+    pub git_credentials_file: Option<PathBuf>,
     /// `[[agent_backends]]` tables: agent CLIs offered as models.
     #[serde(default)]
     pub agent_backends: Vec<tessera_server::worker::command::CommandBackend>,
@@ -209,6 +210,8 @@ impl ServeSettings {
         if args.embedded_worker.or(file.embedded_worker).unwrap_or(true) {
             let mut worker = tessera_server::worker::WorkerConfig::new(database.data_dir.join("work"));
             worker.backends = file.agent_backends.clone();
+            worker.git_credentials =
+                args.git_credentials_file.clone().or_else(|| file.git_credentials_file.clone());
             worker.max_run_duration = duration(
                 &args.max_run_duration,
                 &file.max_run_duration,

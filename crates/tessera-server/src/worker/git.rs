@@ -7,9 +7,14 @@ use tokio::process::Command;
 use crate::worker::BackendError;
 
 /// Runs `git args…` in `dir`, with no inherited environment but `PATH`, no prompts and no
-/// system or global configuration.
-pub async fn git(dir: &Path, args: &[&str]) -> Result<String, BackendError> {
+/// system or global configuration. With `credentials`, git reads passwords and tokens for
+/// remote URLs from that file (git's credential-store format: one
+/// `https://user:token@host` line per host), so clone URLs never carry secrets.
+pub async fn git(dir: &Path, credentials: Option<&Path>, args: &[&str]) -> Result<String, BackendError> {
     let mut command = Command::new("git");
+    if let Some(file) = credentials {
+        command.arg("-c").arg(format!("credential.helper=store --file={}", file.display()));
+    }
     command.args(args).current_dir(dir).env_clear().kill_on_drop(true);
     if let Ok(path) = std::env::var("PATH") {
         command.env("PATH", path);

@@ -42,6 +42,8 @@ pub struct WorkerConfig {
     pub credential: Option<tessera_domain::api_key::KeyDigest>,
     /// Agent CLIs, by model; `tessera-scripted` is always there.
     pub backends: Vec<command::CommandBackend>,
+    /// A git credential-store file for clone URLs that need a password or token.
+    pub git_credentials: Option<PathBuf>,
 }
 
 impl WorkerConfig {
@@ -56,6 +58,7 @@ impl WorkerConfig {
             team: None,
             credential: None,
             backends: Vec::new(),
+            git_credentials: None,
         }
     }
 }
@@ -174,6 +177,7 @@ pub async fn run_worker(
     // Git runs in several directories; a relative work root would mean a different place in each.
     let mut config = config;
     config.work_root = std::path::absolute(&config.work_root).unwrap_or(config.work_root);
+    config.git_credentials = config.git_credentials.map(|file| std::path::absolute(&file).unwrap_or(file));
     tracing::info!(worker.id = %config.id, "Worker started");
     let mut last_recovery = Instant::now() - Duration::from_secs(60);
     while !*shutdown.borrow() {
@@ -301,19 +305,26 @@ async fn perform(
 ) -> Result<BackendOutput, BackendError> {
     let agent = &claimed.agent;
     let run = &claimed.run;
+    let credentials = config.git_credentials.as_deref();
     let _ = tokio::fs::remove_dir_all(workdir).await;
     tokio::fs::create_dir_all(&config.work_root).await.map_err(|e| BackendError::Failed(e.to_string()))?;
     let workdir_text = workdir.to_string_lossy().into_owned();
-    git::git(&config.work_root, &["clone", "--quiet", "--no-tags", &agent.clone_url, &workdir_text]).await?;
+    git::git(
+        &config.work_root,
+        credentials,
+        &["clone", "--quiet", "--no-tags", &agent.clone_url, &workdir_text],
+    )
+    .await?;
     control.check()?;
     if claimed.is_followup {
         let remote_branch = format!("origin/{}", agent.branch_name);
-        git::git(workdir, &["checkout", "--quiet", "-B", &agent.branch_name, &remote_branch]).await?;
+        git::git(workdir, credentials, &["checkout", "--quiet", "-B", &agent.branch_name, &remote_branch])
+            .await?;
     } else {
         if let Some(reference) = &agent.starting_ref {
-            git::git(workdir, &["checkout", "--quiet", reference]).await?;
+            git::git(workdir, credentials, &["checkout", "--quiet", reference]).await?;
         }
-        git::git(workdir, &["checkout", "--quiet", "-b", &agent.branch_name]).await?;
+        git::git(workdir, credentials, &["checkout", "--quiet", "-b", &agent.branch_name]).await?;
     }
     store.start_run(&run.id, &config.id, clock.now()).await.map_err(|err| match err {
         StoreError::LeaseLost => BackendError::LeaseLost,
@@ -330,8 +341,8 @@ async fn perform(
         }
     };
     control.check()?;
-    git::git(workdir, &["add", "--all"]).await?;
-    let changes = git::git(workdir, &["status", "--porcelain"]).await?;
+    git::git(workdir, credentials, &["add", "--all"]).await?;
+    let changes = git::git(workdir, credentials, &["status", "--porcelain"]).await?;
     if !changes.trim().is_empty() {
         let title = Prompt::parse(&run.prompt).map(|p| p.title()).unwrap_or_else(|_| "Agent run".to_owned());
         let trailers = format!(
@@ -340,6 +351,7 @@ async fn perform(
         );
         git::git(
             workdir,
+            credentials,
             &[
                 "-c",
                 "user.name=Tessera Agent",
@@ -356,6 +368,6 @@ async fn perform(
         .await?;
     }
     control.check()?;
-    git::git(workdir, &["push", "--quiet", "origin", &agent.branch_name]).await?;
+    git::git(workdir, credentials, &["push", "--quiet", "origin", &agent.branch_name]).await?;
     Ok(output)
 }

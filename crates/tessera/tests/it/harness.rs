@@ -189,11 +189,28 @@ impl TestApp {
         TestApp::spawn_with_worker_using(backend, max_run_duration, Vec::new()).await
     }
 
+    /// A worker whose git reads credentials from `file`.
+    pub async fn spawn_with_worker_credentials(
+        backend: Backend,
+        file: Option<std::path::PathBuf>,
+    ) -> Option<TestApp> {
+        TestApp::spawn_with_worker_configured(backend, Duration::from_secs(60), Vec::new(), file).await
+    }
+
     /// A worker with agent CLIs configured as models.
     pub async fn spawn_with_worker_using(
         backend: Backend,
         max_run_duration: Duration,
         agent_backends: Vec<tessera_server::worker::command::CommandBackend>,
+    ) -> Option<TestApp> {
+        TestApp::spawn_with_worker_configured(backend, max_run_duration, agent_backends, None).await
+    }
+
+    async fn spawn_with_worker_configured(
+        backend: Backend,
+        max_run_duration: Duration,
+        agent_backends: Vec<tessera_server::worker::command::CommandBackend>,
+        git_credentials: Option<std::path::PathBuf>,
     ) -> Option<TestApp> {
         let work_dir = tempfile::tempdir().expect("work dir");
         let mut worker = tessera_server::worker::WorkerConfig::new(work_dir.path().to_path_buf());
@@ -202,6 +219,7 @@ impl TestApp {
         worker.poll_interval = Duration::from_millis(100);
         worker.max_run_duration = max_run_duration;
         worker.backends = agent_backends.clone();
+        worker.git_credentials = git_credentials;
         let config = ServerConfig { embedded_worker: Some(worker), agent_backends, ..test_config() };
         let mut app = TestApp::spawn_with_config(backend, config).await?;
         app._work_dir = Some(work_dir);
@@ -503,6 +521,11 @@ impl GitFixture {
         git(&seed, &["push", "--quiet", "origin", "HEAD:main"]);
         let clone_url = format!("file://{}", bare.display());
         GitFixture { _dir: dir, bare, clone_url }
+    }
+
+    /// The directory that holds `origin.git`.
+    pub fn root(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// A file's content on a branch of origin, if the branch and file exist.

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod git_http;
 mod harness;
 
 mod agents_command;
