@@ -107,6 +107,27 @@ pub struct AgentV0 {
     pub summary: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    /// Who started the agent, and with which key (not in Cursor's schema; clients ignore it).
+    pub created_by: StartedBy,
+}
+
+/// The principal that started an agent or run, and the key it used.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartedBy {
+    /// `user` or `service_account`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub api_key_id: String,
+}
+
+pub(crate) fn started_by(agent: &tessera_store::agents::Agent) -> StartedBy {
+    StartedBy {
+        kind: agent.principal_type.clone(),
+        id: agent.principal_id.clone(),
+        api_key_id: agent.api_key_id.clone(),
+    }
 }
 
 fn agent_body(app: &AppState, found: &AgentWithRun) -> AgentV0 {
@@ -125,6 +146,7 @@ fn agent_body(app: &AppState, found: &AgentWithRun) -> AgentV0 {
         },
         summary: found.latest_run.summary.clone(),
         created_at: agent.created_at,
+        created_by: started_by(agent),
     }
 }
 

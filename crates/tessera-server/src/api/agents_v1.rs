@@ -119,6 +119,8 @@ pub struct AgentV1 {
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     pub latest_run_id: String,
+    /// Who started the agent, and with which key (not in Cursor's schema; clients ignore it).
+    pub created_by: crate::api::agents_v0::StartedBy,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -174,6 +176,7 @@ fn agent_body(app: &AppState, found: &AgentWithRun) -> AgentV1 {
         created_at: agent.created_at,
         updated_at: agent.updated_at,
         latest_run_id: found.latest_run.id.to_string(),
+        created_by: crate::api::agents_v0::started_by(agent),
     }
 }
 

@@ -67,6 +67,7 @@ on_both_backends_with_worker! {
         assert!(branch.starts_with("tessera/add-the-changelog-"), "{branch}");
         assert_eq!(launched.body["target"]["url"], format!("http://tessera.test/agents/{id}"));
         assert_eq!(launched.body["source"], json!({ "repository": REPO, "ref": "main" }));
+        assert_eq!(launched.body["createdBy"], json!({ "type": "service_account", "id": sa_id, "apiKeyId": sa_key_id }));
 
         let finished = wait_for_end(&sa, &id).await;
         assert_eq!(finished["status"], "FINISHED", "{finished}");
@@ -167,6 +168,15 @@ on_both_backends_with_worker! {
         let other_team = app.team("Other", Plan::Enterprise, None).await;
         assert_eq!(app.as_key(&other_team.owner_key).get(&format!("/v0/agents/{by_sa}")).await.status, 404);
         assert_eq!(member.get("/v0/agents/not-an-id").await.status, 400);
+        // Keyset pages, newest first.
+        let owner = app.as_key(&team.owner_key);
+        let first = owner.get("/v0/agents?limit=1").await;
+        assert_eq!(first.body["agents"].as_array().unwrap().len(), 1);
+        let cursor = first.body["nextCursor"].as_str().expect("a next page").to_owned();
+        let second = owner.get(&format!("/v0/agents?limit=1&cursor={cursor}")).await;
+        assert_eq!(second.body["agents"].as_array().unwrap().len(), 1);
+        assert_ne!(first.body["agents"][0]["id"], second.body["agents"][0]["id"]);
+        assert_eq!(owner.get("/v0/agents?limit=101").await.code(), "validation_error");
     }
 
     async fn failures_stops_and_busy_agents(app: TestApp) {

@@ -206,5 +206,13 @@ on_both_backends_with_worker! {
         let foreign = crate::harness::reply(foreign).await;
         assert_eq!((foreign.status, foreign.code()), (400, "invalid_last_event_id"));
         assert_eq!(owner.get(&format!("/v1/agents/{agent_id}/runs/run-00000000-0000-0000-0000-000000000000/stream")).await.code(), "run_not_found");
+
+        // A day after the run ended its stream is gone; the run itself stays readable.
+        let pool = app.raw_pool().await;
+        sqlx::query(&format!("update runs set finished_at = finished_at - 90000000 where id = '{run_id}'")).execute(&pool).await.unwrap();
+        pool.close().await;
+        let expired = owner.get(&path).await;
+        assert_eq!((expired.status, expired.code()), (410, "stream_expired"));
+        assert_eq!(owner.get(&format!("/v1/agents/{agent_id}/runs/{run_id}")).await.status, 200);
     }
 }
