@@ -194,6 +194,18 @@ fn run_from_row(row: &sqlx::any::AnyRow) -> Result<Run, StoreError> {
     })
 }
 
+fn message_from_row(row: &sqlx::any::AnyRow) -> Result<RunMessage, StoreError> {
+    let run_id: String = row.try_get("run_id")?;
+    let body: String = row.try_get("body")?;
+    Ok(RunMessage {
+        run_id: parse_column(&run_id, "run_messages.run_id")?,
+        seq: row.try_get("seq")?,
+        kind: row.try_get("kind")?,
+        body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: ts(row.try_get("created_at")?),
+    })
+}
+
 fn principal_columns(principal: &Principal) -> (&'static str, &str, &ApiKeyId) {
     match principal {
         Principal::User { user_id, key_id, .. } => ("user", user_id.as_str(), key_id),
@@ -396,19 +408,7 @@ impl Store {
         .bind(agent_id.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let run_id: String = row.try_get("run_id")?;
-                let body: String = row.try_get("body")?;
-                Ok(RunMessage {
-                    run_id: parse_column(&run_id, "run_messages.run_id")?,
-                    seq: row.try_get("seq")?,
-                    kind: row.try_get("kind")?,
-                    body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    created_at: ts(row.try_get("created_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(message_from_row).collect()
     }
 
     /// Queues a follow-up run; refused while another run of the agent is active.
@@ -772,19 +772,7 @@ impl Store {
             .bind(after_seq)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                let run_id: String = row.try_get("run_id")?;
-                let body: String = row.try_get("body")?;
-                Ok(RunMessage {
-                    run_id: parse_column(&run_id, "run_messages.run_id")?,
-                    seq: row.try_get("seq")?,
-                    kind: row.try_get("kind")?,
-                    body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    created_at: ts(row.try_get("created_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(message_from_row).collect()
     }
 
     pub async fn run(&self, run_id: &RunId) -> Result<Run, StoreError> {
