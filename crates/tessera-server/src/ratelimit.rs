@@ -74,7 +74,13 @@ impl RateLimiter {
         let capacity = (limit as f64 / 4.0).max(1.0);
         let shard = &self.shards[(self.hasher.hash_one(key_id) as usize) % SHARDS];
         let mut buckets = shard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let bucket = buckets.entry(key_id.clone()).or_insert(Bucket { tokens: capacity, updated: now });
+        // Look up before inserting: the common case must not allocate a key.
+        if !buckets.contains_key(key_id) {
+            buckets.insert(key_id.clone(), Bucket { tokens: capacity, updated: now });
+        }
+        let Some(bucket) = buckets.get_mut(key_id) else {
+            return RateDecision { allowed: true, limit_per_minute: limit, remaining: 0, reset_seconds: 0, retry_after_seconds: 0 };
+        };
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
         bucket.updated = now;
