@@ -79,7 +79,13 @@ impl RateLimiter {
             buckets.insert(key_id.clone(), Bucket { tokens: capacity, updated: now });
         }
         let Some(bucket) = buckets.get_mut(key_id) else {
-            return RateDecision { allowed: true, limit_per_minute: limit, remaining: 0, reset_seconds: 0, retry_after_seconds: 0 };
+            return RateDecision {
+                allowed: true,
+                limit_per_minute: limit,
+                remaining: 0,
+                reset_seconds: 0,
+                retry_after_seconds: 0,
+            };
         };
         let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);

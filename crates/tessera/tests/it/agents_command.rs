@@ -53,6 +53,16 @@ async fn agent_clis_run_as_models(backend: Backend) {
             pass_env: Vec::new(),
         },
         CommandBackend {
+            model: "slow".into(),
+            command: vec![
+                "sh".into(),
+                "-c".into(),
+                r#"echo '{"type":"assistant","message":{"content":[{"type":"text","text":"thinking"}]}}'; sleep 60"#.into(),
+            ],
+            format: OutputFormat::StreamJson,
+            pass_env: Vec::new(),
+        },
+        CommandBackend {
             model: "broken".into(),
             command: vec!["sh".into(), "-c".into(), "echo boom >&2; exit 3".into()],
             format: OutputFormat::StreamJson,
@@ -69,7 +79,7 @@ async fn agent_clis_run_as_models(backend: Backend) {
     assert_eq!(owner.post("/v1/integrations", integration).await.status, 201);
     assert_eq!(
         owner.get("/v0/models").await.body,
-        json!({ "models": ["fake-agent", "plain", "broken", "tessera-scripted"] })
+        json!({ "models": ["fake-agent", "plain", "slow", "broken", "tessera-scripted"] })
     );
 
     // No model: the first configured one.
@@ -114,6 +124,28 @@ async fn agent_clis_run_as_models(backend: Backend) {
         (plain["status"].as_str(), plain["summary"].as_str()),
         (Some("FINISHED"), Some("plain answer"))
     );
+
+    // A stop reaches a running agent CLI: the process is killed and the run ends STOPPED.
+    let slow = owner
+        .post(
+            "/v0/agents",
+            json!({ "prompt": { "text": "x" }, "model": "slow", "source": { "repository": REPO } }),
+        )
+        .await;
+    let slow_id = slow.body["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while owner.get(&format!("/v0/agents/{slow_id}/conversation")).await.body["messages"]
+        .as_array()
+        .map_or(0, Vec::len)
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the slow agent never spoke");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let asked = Instant::now();
+    assert_eq!(owner.post_empty(&format!("/v0/agents/{slow_id}/stop")).await.status, 200);
+    assert_eq!(wait_for_end(&owner, &slow_id).await["status"], "STOPPED");
+    assert!(asked.elapsed() < Duration::from_secs(5), "stopped within 5 s");
 
     let broken = owner
         .post(

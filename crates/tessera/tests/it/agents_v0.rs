@@ -86,11 +86,13 @@ on_both_backends_with_worker! {
         assert_eq!(messages.last().unwrap(), &json!({ "id": messages.last().unwrap()["id"], "type": "assistant_message", "text": "I added CHANGELOG.md." }));
 
         // A follow-up continues on the same branch.
-        let followup = sa.post(&format!("/v0/agents/{id}/followup"), json!({ "prompt": { "text": "@append CHANGELOG.md\n- second\n@end\nDone." } })).await;
+        let followup = sa.post(&format!("/v0/agents/{id}/followup"), json!({ "prompt": { "text": "@append CHANGELOG.md\n- second\n@end\n@delete README.md\nDone." } })).await;
         assert_eq!(followup.status, 200, "{}", followup.text);
         assert_eq!(followup.body, json!({ "id": id }));
         assert_eq!(wait_for_end(&sa, &id).await["status"], "FINISHED");
         assert_eq!(fixture.file_on(&branch, "CHANGELOG.md").as_deref(), Some("## 1.0\n- first release\n- second\n"));
+        assert_eq!(fixture.file_on(&branch, "README.md"), None, "@delete removed it");
+        assert_eq!(fixture.file_on("main", "README.md").as_deref(), Some("# Widgets\n"), "main is untouched");
         let models = sa.get("/v0/models").await;
         assert_eq!(models.body, json!({ "models": ["tessera-scripted"] }));
     }
@@ -184,13 +186,21 @@ on_both_backends_with_worker! {
         let team = app.team("Acme", Plan::Enterprise, None).await;
         authorize(&app.as_key(&team.owner_key), "team", &fixture).await;
         let owner = app.as_key(&team.owner_key);
-        let failing = owner.post("/v0/agents", launch_body("Starting\n@fail the tests do not pass")).await;
+        let mut with_webhook = launch_body("Starting\n@fail the tests do not pass");
+        with_webhook["webhook"] = json!({ "url": "https://hooks.acme.test/tessera", "secret": "s".repeat(32) });
+        let failing = owner.post("/v0/agents", with_webhook).await;
+        assert_eq!(failing.status, 201, "{}", failing.text);
         let failing_id = failing.body["id"].as_str().unwrap().to_owned();
         let escaping = owner.post("/v0/agents", launch_body("@write ../../outside.txt\nx\n@end")).await;
         let escaping_id = escaping.body["id"].as_str().unwrap().to_owned();
         let sleeper = owner.post("/v0/agents", launch_body("Working\n@sleep 60\n@write late.txt\nx\n@end")).await;
         let sleeper_id = sleeper.body["id"].as_str().unwrap().to_owned();
         assert_eq!(wait_for_end(&owner, &failing_id).await["status"], "ERROR");
+        let stored = app.raw_pool().await;
+        let webhook: Option<String> = sqlx::query_scalar(&format!("select webhook_url from agents where id = '{failing_id}'"))
+            .fetch_one(&stored).await.unwrap();
+        stored.close().await;
+        assert_eq!(webhook.as_deref(), Some("https://hooks.acme.test/tessera"), "the webhook is stored for delivery");
         assert_eq!(wait_for_end(&owner, &escaping_id).await["status"], "ERROR");
         wait_for_status(&owner, &sleeper_id, "RUNNING").await;
         let busy = owner.post(&format!("/v0/agents/{sleeper_id}/followup"), json!({ "prompt": { "text": "more" } })).await;
