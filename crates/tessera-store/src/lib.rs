@@ -154,6 +154,8 @@ mod tests {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite's one writer, in this process (see `begin_write`).
+    sqlite_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
     backend: Backend,
     audit_key: [u8; 32],
 }
@@ -190,7 +192,12 @@ impl Store {
             .connect_with(connect_options)
             .await?;
         migrations::run(&pool, backend).await?;
-        let store = Store { pool, backend, audit_key: secret.audit_chain_key() };
+        let store = Store {
+            pool,
+            sqlite_writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            backend,
+            audit_key: secret.audit_chain_key(),
+        };
         store.check_secret_fingerprint(&secret.fingerprint()).await?;
         Ok(store)
     }
@@ -212,12 +219,19 @@ impl Store {
     /// A transaction for writing. On SQLite it takes the write lock up front (`begin
     /// immediate`): a deferred transaction that reads and then writes fails with
     /// `SQLITE_BUSY` instead of waiting when another connection wrote in between.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("begin immediate").await?,
-            Backend::Postgres => self.pool.begin().await?,
+    ///
+    /// SQLite also queues this process's writers on an async mutex first: they then take turns
+    /// in order instead of meeting `SQLITE_BUSY` and sleeping in SQLite's busy handler, which
+    /// backs off by up to 100 ms at a time. The busy timeout still covers other processes.
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let (tx, turn) = match self.backend {
+            Backend::Sqlite => {
+                let turn = self.sqlite_writer.clone().lock_owned().await;
+                (self.pool.begin_with("begin immediate").await?, Some(turn))
+            }
+            Backend::Postgres => (self.pool.begin().await?, None),
         };
-        Ok(tx)
+        Ok(WriteTx { tx, _turn: turn })
     }
 
     async fn check_secret_fingerprint(&self, fingerprint: &str) -> Result<(), StoreError> {
@@ -239,6 +253,31 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// A write transaction; on SQLite it also holds this process's writer turn until it ends.
+struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
     }
 }
 
