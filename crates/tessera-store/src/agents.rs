@@ -587,6 +587,7 @@ impl Store {
 
     /// Marks a claimed run as started. Fails with `LeaseLost` if the lease is gone.
     pub async fn start_run(&self, run_id: &RunId, worker_id: &str, now: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
             "update runs set status = 'RUNNING', started_at = $1, updated_at = $1 \
              where id = $2 and lease_owner = $3 and status = 'CREATING'",
@@ -594,11 +595,12 @@ impl Store {
         .bind(now.as_millis())
         .bind(run_id.as_str())
         .bind(worker_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::LeaseLost);
         }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -610,6 +612,7 @@ impl Store {
         lease: Duration,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "update runs set lease_expires_at = $1 where id = $2 and lease_owner = $3 \
              and status in ('CREATING', 'RUNNING') returning cancel_requested_at",
@@ -617,9 +620,10 @@ impl Store {
         .bind(now.saturating_add(lease).as_millis())
         .bind(run_id.as_str())
         .bind(worker_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::LeaseLost)?;
+        tx.commit().await?;
         let cancel_requested_at: Option<i64> = row.try_get("cancel_requested_at")?;
         Ok(cancel_requested_at.is_some())
     }
@@ -646,6 +650,7 @@ impl Store {
         outcome: &RunOutcome,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
             "update runs set status = $1, summary = $2, error_message = $3, input_tokens = $4, output_tokens = $5, \
              duration_ms = $6, finished_at = $7, updated_at = $7, lease_owner = null, lease_expires_at = null \
@@ -660,11 +665,12 @@ impl Store {
         .bind(now.as_millis())
         .bind(run_id.as_str())
         .bind(worker_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::LeaseLost);
         }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -705,15 +711,17 @@ impl Store {
         } else {
             "update agents set archived_at = null, updated_at = $1 where id = $2 and team_id = $3 and deleted_at is null"
         };
+        let mut tx = self.begin_write().await?;
         let updated = sqlx::query(sql)
             .bind(now)
             .bind(agent_id.as_str())
             .bind(team_id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        tx.commit().await?;
         Ok(())
     }
 

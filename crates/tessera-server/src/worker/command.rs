@@ -76,7 +76,14 @@ pub async fn run(
     let mut child =
         command.spawn().map_err(|e| BackendError::Failed(format!("cannot start {program}: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(prompt.as_bytes()).await.map_err(|e| BackendError::Failed(e.to_string()))?;
+        // An agent that exits without reading its input is judged by its exit status, not here.
+        match stdin.write_all(prompt.as_bytes()).await {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(err) => {
+                return Err(BackendError::Failed(format!("cannot send the prompt to {program}: {err}")));
+            }
+        }
         drop(stdin);
     }
     let stdout = child.stdout.take().ok_or_else(|| BackendError::Failed("no stdout".into()))?;
