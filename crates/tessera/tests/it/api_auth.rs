@@ -17,20 +17,32 @@ fn assert_uniform_401(reply: &crate::harness::Reply) {
     assert!(challenges.iter().any(|v| v.to_str().unwrap().starts_with("Basic")), "{challenges:?}");
 }
 
-async fn failure_reasons(app: &TestApp) -> Vec<String> {
-    // Failed authentications are written in the background; give the writer a moment.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let pool = app.raw_pool().await;
-    let rows: Vec<String> = sqlx::query_scalar(
-        "select details from audit_events where action = 'auth.failure' order by occurred_at",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
-    rows.iter()
-        .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap()["reason"].as_str().unwrap().to_owned())
-        .collect()
+/// The reasons of recorded failed authentications, once at least `expected` are written (they
+/// are written in the background).
+async fn failure_reasons(app: &TestApp, expected: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let pool = app.raw_pool().await;
+        let rows: Vec<String> = sqlx::query_scalar(
+            "select details from audit_events where action = 'auth.failure' order by occurred_at",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        if rows.len() >= expected || std::time::Instant::now() > deadline {
+            return rows
+                .iter()
+                .map(|d| {
+                    serde_json::from_str::<serde_json::Value>(d).unwrap()["reason"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 on_both_backends! {
@@ -87,7 +99,8 @@ on_both_backends! {
             assert_eq!(bearer.text, basic.text, "{reason}");
         }
         assert_uniform_401(&app.anonymous().get("/v1/team").await);
-        let reasons = failure_reasons(&app).await;
+        // Each case was tried with both schemes.
+        let reasons = failure_reasons(&app, 2 * cases.len()).await;
         for reason in ["unknown", "malformed", "revoked", "expired", "archived"] {
             assert!(reasons.iter().any(|r| r == reason), "{reason} not audited: {reasons:?}");
         }
@@ -206,9 +219,15 @@ on_both_backends! {
             assert_eq!(app.as_key(&key).get("/v0/me").await.status, 200);
         }
         // Nothing is written per request; the flusher writes within its interval (100 ms here).
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let after = owner.get(&format!("/v1/service-accounts/{sa_id}")).await;
-        let last_used = after.body["apiKeys"][0]["lastUsedAt"].as_str().unwrap().to_owned();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let after = loop {
+            let after = owner.get(&format!("/v1/service-accounts/{sa_id}")).await;
+            if !after.body["apiKeys"][0]["lastUsedAt"].is_null() || std::time::Instant::now() > deadline {
+                break after;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let last_used = after.body["apiKeys"][0]["lastUsedAt"].as_str().expect("lastUsedAt written").to_owned();
         assert_eq!(after.body["lastUsedAt"], last_used.as_str());
     }
 
