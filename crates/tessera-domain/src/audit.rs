@@ -57,6 +57,8 @@ actions! {
     AgentFollowup => "agent.followup",
     AgentStop => "agent.stop",
     AgentDelete => "agent.delete",
+    AgentArchive => "agent.archive",
+    AgentUnarchive => "agent.unarchive",
 }
 
 /// Who acted, from where, in which request, and when: everything about an audited change that

@@ -371,11 +371,8 @@ impl Store {
                 ("(principal_id = $2 or principal_type = 'service_account')", user_id.as_str())
             }
         };
-        let tie_break = if page.after.is_some() {
-            "(created_at < $3 or (created_at = $3 and id < $4))"
-        } else {
-            "($3 = $3 and $4 = $4)"
-        };
+        // Without a cursor the bounds are (max, ""), which every row passes.
+        let tie_break = "(created_at < $3 or (created_at = $3 and id < $4))";
         let rows = sqlx::query(&format!(
             "select {AGENT_COLUMNS} from agents where team_id = $1 and deleted_at is null and {clause} \
              and {tie_break} and ($6 = '' or principal_id = $6) order by created_at desc, id desc limit $5"
@@ -706,10 +703,18 @@ impl Store {
         context: &AuditContext,
     ) -> Result<(), StoreError> {
         let now = context.at.as_millis();
-        let sql = if archived {
-            "update agents set archived_at = coalesce(archived_at, $1), updated_at = $1 where id = $2 and team_id = $3 and deleted_at is null"
+        let (sql, action) = if archived {
+            (
+                "update agents set archived_at = $1, updated_at = $1 where id = $2 and team_id = $3 \
+              and deleted_at is null and archived_at is null",
+                AuditAction::AgentArchive,
+            )
         } else {
-            "update agents set archived_at = null, updated_at = $1 where id = $2 and team_id = $3 and deleted_at is null"
+            (
+                "update agents set archived_at = null, updated_at = $1 where id = $2 and team_id = $3 \
+              and deleted_at is null and archived_at is not null",
+                AuditAction::AgentUnarchive,
+            )
         };
         let mut tx = self.begin_write().await?;
         let updated = sqlx::query(sql)
@@ -719,8 +724,23 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if updated.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
+            // Already in the asked-for state (nothing to record), or not there at all.
+            let exists: Option<String> = sqlx::query_scalar(
+                "select id from agents where id = $1 and team_id = $2 and deleted_at is null",
+            )
+            .bind(agent_id.as_str())
+            .bind(team_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            return if exists.is_some() { Ok(()) } else { Err(StoreError::NotFound) };
         }
+        let change = AuditChange {
+            action,
+            target_type: "agent",
+            target_id: agent_id.to_string(),
+            details: serde_json::json!({}),
+        };
+        audit::append(&mut tx, &self.audit_key, Some(team_id), context, &change).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -731,11 +751,8 @@ impl Store {
             Some(cursor) => decode_keyset(cursor)?,
             None => (i64::MAX, String::new()),
         };
-        let tie_break = if page.after.is_some() {
-            "(created_at < $2 or (created_at = $2 and id < $3))"
-        } else {
-            "($2 = $2 and $3 = $3)"
-        };
+        // Without a cursor the bounds are (max, ""), which every row passes.
+        let tie_break = "(created_at < $2 or (created_at = $2 and id < $3))";
         let rows = sqlx::query(&format!(
             "select {RUN_COLUMNS} from runs where agent_id = $1 and {tie_break} order by created_at desc, id desc limit $4"
         ))

@@ -126,6 +126,11 @@ on_both_backends_with_worker! {
         assert_eq!(sa.get("/v1/agents").await.body["items"].as_array().unwrap().len(), 1);
         assert_eq!(sa.post_empty(&format!("/v1/agents/{agent_id}/unarchive")).await.status, 200);
         assert_eq!(sa.get(&format!("/v1/agents/{agent_id}")).await.body["status"], "IDLE");
+        // Archiving twice records one event; so does unarchiving.
+        let audit = app.as_key(&team.owner_key).get(&format!("/v1/audit-events?targetId={agent_id}&limit=100")).await;
+        let actions: Vec<&str> = audit.body["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+        assert_eq!(actions.iter().filter(|a| **a == "agent.archive").count(), 1, "{actions:?}");
+        assert_eq!(actions.iter().filter(|a| **a == "agent.unarchive").count(), 1, "{actions:?}");
         assert_eq!(sa.delete(&format!("/v1/agents/{agent_id}")).await.body, json!({ "id": agent_id }));
         assert_eq!(sa.get(&format!("/v1/agents/{agent_id}")).await.status, 404);
         let models = sa.get("/v1/models").await;
