@@ -255,3 +255,8 @@ impl From<StoreError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A 400 `validation_error` carrying a parse error's message.
+pub fn invalid(err: impl std::fmt::Display) -> ApiError {
+    ApiError::Validation(err.to_string())
+}

@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::api::types::page_request;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, invalid};
 use crate::extract::{AppJson, AppQuery, Authenticated};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -148,10 +148,6 @@ fn agent_body(app: &AppState, found: &AgentWithRun) -> AgentV0 {
         created_at: agent.created_at,
         created_by: started_by(agent),
     }
-}
-
-fn invalid(err: impl std::fmt::Display) -> ApiError {
-    ApiError::Validation(err.to_string())
 }
 
 fn caller_user(principal: &Principal) -> Option<&UserId> {

@@ -23,15 +23,11 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::api::agents_v0::{LaunchSpec, PromptInput, launch, resolve_model, visibility, visible_agent};
 use crate::api::types::page_request;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, invalid};
 use crate::extract::{AppQuery, Authenticated, OptionalJson};
 
 /// How long a finished run's stream can still be read.
 pub const STREAM_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
-
-fn invalid(err: impl std::fmt::Display) -> ApiError {
-    ApiError::Validation(err.to_string())
-}
 
 fn parse_agent_id(raw: &str) -> Result<AgentId, ApiError> {
     AgentId::parse(raw).map_err(|_| ApiError::NotFound)

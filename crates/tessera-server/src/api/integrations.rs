@@ -18,7 +18,7 @@ use tessera_store::integrations::{Integration, NewIntegration, RepositoryEntry};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, invalid};
 use crate::extract::{AppJson, Authenticated, parse_id};
 
 /// The most repositories one integration may list.
@@ -113,10 +113,6 @@ pub struct IntegrationList {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeletedIntegration {
     pub id: String,
-}
-
-fn invalid(err: impl std::fmt::Display) -> ApiError {
-    ApiError::Validation(err.to_string())
 }
 
 fn parse_repositories(inputs: &[RepositoryInput]) -> Result<Vec<RepositoryEntry>, ApiError> {

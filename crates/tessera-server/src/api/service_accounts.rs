@@ -15,13 +15,9 @@ use crate::api::types::{
     ArchiveResponse, CreateServiceAccountRequest, CreateServiceAccountResponse, CreatedApiKey,
     ServiceAccountBody, ServiceAccountList, UpdateServiceAccountRequest, page_request,
 };
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody, invalid};
 use crate::extract::{AppJson, AppQuery, Authenticated, parse_id};
 use crate::keys::mint_key;
-
-fn invalid(err: impl std::fmt::Display) -> ApiError {
-    ApiError::Validation(err.to_string())
-}
 
 /// Create a service account and its first API key.
 ///

@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tessera_domain::team::Plan;
 use tessera_server::worker::command::{CommandBackend, OutputFormat};
 use tessera_store::Backend;
 
-use crate::harness::{Caller, GitFixture, TestApp};
+use crate::harness::{GitFixture, TestApp, wait_for_end};
 
 const REPO: &str = "https://github.com/acme/widgets";
 
@@ -22,18 +22,6 @@ echo '{"type":"tool_call","subtype":"completed","call_id":"t1","tool_call":{"wri
 echo 'not json, ignored'
 echo '{"type":"result","subtype":"success","is_error":false,"result":"All done","usage":{"inputTokens":12,"outputTokens":34}}'
 "#;
-
-async fn wait_for_end(caller: &Caller, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let agent = caller.get(&format!("/v0/agents/{id}")).await.body;
-        let status = agent["status"].as_str().unwrap_or("").to_owned();
-        if !["CREATING", "RUNNING"].contains(&status.as_str()) || Instant::now() > deadline {
-            return agent;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn agent_clis_run_as_models(backend: Backend) {
     let scripts = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tessera_domain::team::{Plan, Role};
 
-use crate::harness::{Caller, GitFixture, on_both_backends_with_worker};
+use crate::harness::{Caller, GitFixture, on_both_backends_with_worker, wait_for_end};
 
 const REPO: &str = "https://github.com/acme/widgets";
 
@@ -22,20 +22,6 @@ async fn authorize(caller: &Caller, scope: &str, fixture: &GitFixture) -> String
 
 fn launch_body(prompt: &str) -> Value {
     json!({ "prompt": { "text": prompt }, "source": { "repository": REPO, "ref": "main" } })
-}
-
-/// Polls an agent until its status is terminal (or 30 s pass).
-async fn wait_for_end(caller: &Caller, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let agent = caller.get(&format!("/v0/agents/{id}")).await;
-        assert_eq!(agent.status, 200, "{}", agent.text);
-        let status = agent.body["status"].as_str().unwrap().to_owned();
-        if !["CREATING", "RUNNING"].contains(&status.as_str()) || Instant::now() > deadline {
-            return agent.body;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn wait_for_status(caller: &Caller, id: &str, wanted: &str) {

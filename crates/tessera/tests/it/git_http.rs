@@ -2,8 +2,6 @@
 //! HTTP Basic auth, on 127.0.0.1), and workers that read the token from a credential file
 //! instead of the URL.
 
-use std::time::{Duration, Instant};
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -12,7 +10,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tessera_domain::team::Plan;
 
-use crate::harness::{Caller, GitFixture, TestApp};
+use crate::harness::{GitFixture, TestApp, wait_for_end};
 
 const REPO: &str = "https://git.acme.test/acme/private";
 
@@ -111,19 +109,6 @@ async fn run_agent(app: &TestApp, clone_url: &str) -> Value {
         .await;
     assert_eq!(launched.status, 201, "{}", launched.text);
     wait_for_end(&owner, launched.body["id"].as_str().unwrap()).await
-}
-
-async fn wait_for_end(caller: &Caller, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let agent = caller.get(&format!("/v0/agents/{id}")).await.body;
-        if !["CREATING", "RUNNING"].contains(&agent["status"].as_str().unwrap_or(""))
-            || Instant::now() > deadline
-        {
-            return agent;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

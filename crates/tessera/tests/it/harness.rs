@@ -459,6 +459,20 @@ pub async fn reply(response: reqwest::Response) -> Reply {
     Reply { status, headers, body, text }
 }
 
+/// Polls a v0 agent until its status is terminal (or 30 s pass) and returns it.
+pub async fn wait_for_end(caller: &Caller, id: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let agent = caller.get(&format!("/v0/agents/{id}")).await;
+        assert_eq!(agent.status, 200, "{}", agent.text);
+        let status = agent.body["status"].as_str().unwrap_or("").to_owned();
+        if !["CREATING", "RUNNING"].contains(&status.as_str()) || std::time::Instant::now() > deadline {
+            return agent.body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Declares each test once and runs it on SQLite and on PostgreSQL.
 macro_rules! on_both_backends {
     ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
